@@ -1,0 +1,291 @@
+"""Finding a Docker daemon, and starting one on a Debian machine where we are root.
+
+Everything here is bounded in time: a daemon that does not answer is reported, never waited on
+forever. A daemon we did not choose (DOCKER_HOST, a CLI context) is never replaced by a local one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+from docker.context import ContextAPI
+from docker.errors import DockerException
+from requests.exceptions import RequestException
+
+from .errors import CourseError, DaemonUnavailable
+
+#: dockerd refuses to start while this file names a process, even one that is long gone.
+PID_FILE = Path("/var/run/docker.pid")
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+
+Step = Callable[[str], None]
+
+_DENIED = "permission denied on the socket"
+#: Substrings of connection errors, and what they mean to a user.
+_REASONS = (
+    ("No such file or directory", "the socket does not exist"),
+    ("Connection refused", "nothing listens there"),
+    ("Permission denied", _DENIED),
+    ("timed out", "no answer in time"),
+    ("Name or service not known", "unknown host name"),
+)
+
+
+@dataclass(frozen=True)
+class DaemonStatus:
+    """How the daemon was found or brought up, for the CLI to report."""
+
+    how: str  # "already running" | "started" | "waited for"
+    via: str  # e.g. "DOCKER_HOST=tcp://…" or "default socket unix:///var/run/docker.sock"
+    seconds: float
+    installed: bool = False  # docker.io was installed with apt-get on the way
+    pid: int | None = None  # the dockerd we started or waited for
+    log_path: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def daemon_endpoint() -> str:
+    """Where docker-py will connect, in words: DOCKER_HOST, a CLI context, or the default socket."""
+    if os.environ.get("DOCKER_HOST"):
+        return f"DOCKER_HOST={os.environ['DOCKER_HOST']}"
+    name = os.environ.get("DOCKER_CONTEXT")
+    try:
+        context = ContextAPI.get_context(name)
+    except DockerException:
+        context = None
+    if context is None:
+        return f"docker context {name!r} (not found)"
+    if context.Name == "default":
+        return f"default socket {context.Host or DEFAULT_SOCKET}"
+    return f"docker context {context.Name!r} ({context.Host})"
+
+
+def _is_default_local() -> bool:
+    """True when nobody chose a daemon for us, so starting the local one is what was asked."""
+    return daemon_endpoint().startswith("default socket ")
+
+
+def _reason(error: BaseException) -> str:
+    """A short, plain reason for a connection failure, or the error text if none matches."""
+    text = str(error)
+    for needle, reason in _REASONS:
+        if needle in text:
+            return reason
+    return text
+
+
+def docker_client(timeout: float = 60) -> docker.DockerClient:
+    """A client for the daemon docker-py finds (DOCKER_HOST, CLI context or default socket).
+
+    The API version is negotiated, so an older Engine still works; ``timeout`` bounds each call.
+    """
+    via = daemon_endpoint()
+    try:
+        client = docker.from_env(timeout=timeout)
+    except (DockerException, RequestException, OSError) as error:
+        raise _unavailable(via, _reason(error)) from error
+    try:
+        client.ping()
+    except (DockerException, RequestException, OSError) as error:
+        client.close()
+        raise _unavailable(via, _reason(error)) from error
+    return client
+
+
+def _unavailable(via: str, reason: str) -> DaemonUnavailable:
+    """The error for a daemon that does not answer, with the remedy that fits how it was sought."""
+    message = f"No Docker daemon answers at {via}: {reason}."
+    if via.startswith("DOCKER_HOST="):
+        return DaemonUnavailable(
+            message,
+            "Start the daemon DOCKER_HOST points at, or unset DOCKER_HOST to use the local one.",
+        )
+    if via.startswith("docker context "):
+        return DaemonUnavailable(
+            message,
+            "Start the daemon of that context (Docker Desktop?), or `docker context use default`.",
+        )
+    if reason == _DENIED:
+        return DaemonUnavailable(
+            message,
+            "Docker runs but you may not use its socket: `sudo usermod -aG docker $USER`, "
+            "then log in again (or run as root).",
+        )
+    return DaemonUnavailable(message)
+
+
+def _probe(timeout: float) -> DaemonUnavailable | None:
+    """None if the daemon answers within ``timeout`` seconds, else the error saying why not."""
+    try:
+        docker_client(timeout=timeout).close()
+    except DaemonUnavailable as error:
+        return error
+    return None
+
+
+def daemon_answers(timeout: float = 3) -> bool:
+    """Whether the daemon docker-py would use answers a ping within ``timeout`` seconds."""
+    return _probe(timeout) is None
+
+
+def apt_install(
+    packages: Sequence[str], error: type[CourseError], on_step: Step | None = None
+) -> None:
+    """Install Debian packages non-interactively, bounded in time; failures raise ``error``.
+
+    Lives here because Docker itself is the first thing the course may install; images.py uses
+    it too. The dpkg lock timeout rides out a concurrent unattended-upgrades run.
+    """
+    step = on_step or (lambda _message: None)
+    names = " ".join(packages)
+    remedy = f"Install it by hand: `sudo apt-get update && sudo apt-get install {names}`."
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    lock = ["-o", "DPkg::Lock::Timeout=60"]
+    for argv, limit in (
+        (["apt-get", *lock, "update"], 300),
+        (["apt-get", *lock, "install", "-y", *packages], 900),
+    ):
+        step(f"Running `{' '.join(argv)}`")
+        try:
+            result = subprocess.run(
+                argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                timeout=limit,
+            )
+        except FileNotFoundError:
+            raise error(f"Cannot install {names}: apt-get not found.", remedy) from None
+        except subprocess.TimeoutExpired:
+            raise error(f"`{' '.join(argv)}` did not finish within {limit} s.", remedy) from None
+        if result.returncode != 0:
+            tail = _last_lines(result.stdout + result.stderr, 8)
+            raise error(f"`{' '.join(argv)}` failed:\n{tail}", remedy)
+
+
+def _last_lines(text: str, count: int) -> str:
+    return "\n".join(text.strip().splitlines()[-count:])
+
+
+def _log_tail(log_path: Path, count: int = 15) -> str:
+    try:
+        return _last_lines(log_path.read_text(errors="replace"), count)
+    except OSError:
+        return "(no log)"
+
+
+def running_dockerd(pid_file: Path = PID_FILE) -> tuple[int | None, str | None]:
+    """The pid of the running dockerd named by ``pid_file``, and a note if it was stale.
+
+    A pid file whose process is gone, or now belongs to another program, makes dockerd refuse to
+    start ("pid file found, ensure docker is not running"): such a file is removed.
+    """
+    try:
+        pid = int(pid_file.read_text().strip())
+    except FileNotFoundError:
+        return None, None
+    except (OSError, ValueError):
+        pid = None
+    if pid is not None:
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "dockerd":
+                return pid, None
+        except OSError:
+            pass
+    pid_file.unlink(missing_ok=True)
+    return None, f"Removed stale {pid_file} (pid {pid} is not a running dockerd)."
+
+
+def _manual_remedy() -> str:
+    """What a user who is not root (or not on Linux) should do to get a daemon."""
+    if sys.platform != "linux":
+        return "Install Docker Desktop and start it, then run `course doctor`."
+    if shutil.which("dockerd"):
+        return (
+            "Start it: `sudo systemctl start docker`, or without systemd "
+            "`sudo sh -c 'dockerd > /var/log/dockerd.log 2>&1 &'`."
+        )
+    return (
+        "Install and start it: `sudo apt-get install docker.io && sudo systemctl start docker` "
+        "(without systemd: `sudo sh -c 'dockerd > /var/log/dockerd.log 2>&1 &'`)."
+    )
+
+
+def ensure_daemon(
+    log_path: Path, wait_seconds: float = 60, on_step: Step | None = None
+) -> DaemonStatus:
+    """Use the daemon that answers, or install and start Debian's dockerd when we are root.
+
+    Only the default local socket is ever served by a daemon we start: if DOCKER_HOST or a CLI
+    context names another, starting a local one would hide the real problem.
+    """
+    step = on_step or (lambda _message: None)
+    began = time.monotonic()
+    via = daemon_endpoint()
+    problem = _probe(timeout=3)
+    if problem is None:
+        return DaemonStatus("already running", via, time.monotonic() - began)
+    if not _is_default_local() or _DENIED in problem.message:
+        # Another daemon was asked for, or ours runs and only access to it is missing.
+        raise problem
+    if sys.platform != "linux" or os.geteuid() != 0:
+        raise DaemonUnavailable(problem.message, _manual_remedy())
+
+    installed = False
+    if shutil.which("dockerd") is None:
+        step("dockerd is not installed: installing Debian's docker.io")
+        apt_install(["docker.io"], DaemonUnavailable, step)
+        installed = True
+    notes = []
+    pid, note = running_dockerd()
+    if note:
+        notes.append(note)
+        step(note)
+    process = None
+    if pid is None:
+        process = _start_dockerd(log_path)
+        pid, how = process.pid, "started"
+        step(f"Started dockerd (pid {pid}); its log is {log_path}")
+    else:
+        how = "waited for"
+        step(f"dockerd (pid {pid}) runs but does not answer yet: waiting for it")
+    _wait_for(pid, process, log_path, began + wait_seconds)
+    return DaemonStatus(
+        how, via, time.monotonic() - began, installed=installed, pid=pid, log_path=log_path,
+        notes=notes,
+    )
+
+
+def _wait_for(
+    pid: int, process: subprocess.Popen | None, log_path: Path, deadline: float
+) -> None:
+    """Poll until the daemon answers; raise with the log tail if dockerd dies or time runs out."""
+    while _probe(timeout=2) is not None:
+        alive = process.poll() is None if process else Path(f"/proc/{pid}").exists()
+        if not alive:
+            raise DaemonUnavailable(
+                f"dockerd (pid {pid}) exited. Last lines of {log_path}:\n{_log_tail(log_path)}",
+                f"Fix what the log says, then run `course doctor`; full log: {log_path}.",
+            )
+        if time.monotonic() > deadline:
+            raise DaemonUnavailable(
+                f"dockerd (pid {pid}) did not answer in time. "
+                f"Last lines of {log_path}:\n{_log_tail(log_path)}",
+                f"It may still be starting: run `course doctor` in a minute; full log: {log_path}.",
+            )
+        time.sleep(0.5)
+
+
+def _start_dockerd(log_path: Path) -> subprocess.Popen:
+    """Start dockerd in its own session, so it outlives us and our Ctrl-C never reaches it."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            ["dockerd"], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, close_fds=True,
+        )

@@ -1,0 +1,46 @@
+"""Running nbgrader's own applications from inside this process, configured in one place."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from traitlets.config import Config
+
+
+@contextmanager
+def tools_on_path() -> Iterator[None]:
+    """Put this interpreter's ``bin`` first on PATH for the duration.
+
+    nbgrader shells out to ``alembic`` by name when it creates a gradebook, which fails when the
+    course runs from a virtual environment that was never activated.
+    """
+    bindir = str(Path(sys.executable).parent)
+    old = os.environ.get("PATH", "")
+    os.environ["PATH"] = bindir + os.pathsep + old
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = old
+
+
+def course_config(root: Path, db_url: str, **sections: dict) -> Config:
+    """An nbgrader Config for the course folder ``root`` with gradebook ``db_url``.
+
+    ``sections`` adds or overrides configuration classes, e.g. ``Execute={"timeout": 30}``.
+    """
+    config = Config()
+    config.CourseDirectory.root = str(root)
+    config.CourseDirectory.db_url = db_url
+    config.CourseDirectory.course_id = "docker-course"
+    for section, values in sections.items():
+        for key, value in values.items():
+            setattr(getattr(config, section), key, value)
+    return config
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path.resolve()}"

@@ -1,0 +1,119 @@
+"""nbgrader's Execute with per-submission parameters, a wall-clock limit and a Docker sweep.
+
+Papermill only injects the parameters here; nbgrader's Execute runs the kernel, so a cell that
+fails, times out or never runs is recorded with an error and scores nothing. A submission that
+outlives its time limit, or whose kernel dies, has every remaining code cell marked as not run.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import docker
+from docker.errors import DockerException
+from nbclient.exceptions import DeadKernelError
+from nbformat import NotebookNode
+from nbgrader.preprocessors import Execute
+from papermill.parameterize import parameterize_notebook
+from traitlets import Bool, Dict, Integer, Unicode
+
+from ..errors import DaemonUnavailable
+from ..outcome import Outcome, Status
+from ..sweep import swept
+from .restore_deleted_cells import METADATA_KEY
+
+PARAMETERS_GRADE_ID = "parameters"
+TIMEOUT_ERROR = "CellTimeoutError"
+
+
+def _error_output(ename: str, message: str) -> NotebookNode:
+    return NotebookNode(output_type="error", ename=ename, evalue=message,
+                        traceback=[f"{ename}: {message}"])
+
+
+class ExecuteParameterized(Execute):
+    """Execute one submission in its own namespace and sweep what it left on the daemon."""
+
+    parameters = Dict({}, help="Values injected after the cell tagged `parameters`.").tag(
+        config=True)
+    namespace = Unicode("", help="The submission's namespace, swept after execution.").tag(
+        config=True)
+    submission_timeout = Integer(300, help="Wall-clock limit for the whole notebook, seconds.").tag(
+        config=True)
+    exclusive_daemon = Bool(
+        False, help="Nothing else creates Docker objects meanwhile: also sweep unlabelled ones."
+    ).tag(config=True)
+    outcome_file = Unicode("", help="Where to write the Outcome of this execution (JSON).").tag(
+        config=True)
+
+    raise_on_iopub_timeout = Bool(False).tag(config=True)
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._outcome = Outcome(namespace=self.namespace)
+        self._outcome.restored_cells = list(nb.metadata.get(METADATA_KEY, {})
+                                            .get("restored_cells", []))
+        self._deadline = time.monotonic() + self.submission_timeout
+        self._abandoned = ""
+        self._cell_timeout = self.timeout
+        nb = parameterize_notebook(self._prepare(nb), self.parameters)
+        started = time.monotonic()
+        try:
+            client = docker.from_env()
+            client.ping()
+        except DockerException as error:
+            raise DaemonUnavailable(f"Docker daemon unavailable before execution: {error}") from None
+        try:
+            with swept(client, self.namespace, exclusive=self.exclusive_daemon) as removed:
+                nb, resources = super().preprocess(nb, resources, km)
+            self._outcome.swept = removed.total
+            self._outcome.sweep_failures = removed.failures
+        finally:
+            self._outcome.seconds = round(time.monotonic() - started, 2)
+            client.close()
+            if self.outcome_file:
+                self._outcome.save(Path(self.outcome_file))
+        return nb, resources
+
+    def _prepare(self, nb):
+        """Tag the real parameters cell and strip tags a student could use to move the injection.
+
+        papermill needs ``metadata.tags`` on every cell and ``metadata.papermill`` on the notebook;
+        nbgrader restores a locked cell's source but not its tags.
+        """
+        for cell in nb.cells:
+            tags = [t for t in cell.metadata.get("tags", [])
+                    if t not in ("parameters", "injected-parameters")]
+            if cell.metadata.get("nbgrader", {}).get("grade_id") == PARAMETERS_GRADE_ID:
+                tags.append("parameters")
+            cell.metadata["tags"] = tags
+        nb.metadata.setdefault("papermill", {})
+        return nb
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type != "code":
+            return cell, resources
+        remaining = self._deadline - time.monotonic()
+        if not self._abandoned and remaining <= 0:
+            self._abandon(Status.TIMED_OUT,
+                          f"the submission's time limit of {self.submission_timeout} s ran out")
+        if self._abandoned:
+            cell.outputs = [_error_output("NotRun", f"not run: {self._abandoned}")]
+            return cell, resources
+        self.timeout = max(1, min(self._cell_timeout, int(remaining) + 1))
+        try:
+            cell, resources = super().preprocess_cell(cell, resources, index)
+        except DeadKernelError:
+            cell.outputs.append(_error_output("DeadKernelError", "the kernel died in this cell"))
+            self._abandon(Status.KERNEL_DIED, f"the kernel died in cell {index}")
+            return cell, resources
+        if any(o.get("ename") == TIMEOUT_ERROR for o in cell.get("outputs", [])):
+            self._outcome.status = Status.TIMED_OUT
+            self._outcome.detail = self._outcome.detail or (
+                f"cell {index} ran longer than {self.timeout} s and was interrupted")
+        return cell, resources
+
+    def _abandon(self, status: Status, reason: str) -> None:
+        self._abandoned = reason
+        self._outcome.status = status
+        self._outcome.detail = reason

@@ -1,0 +1,177 @@
+"""Generating the two editions from ``source/``: the classroom release and the self-paced notebooks.
+
+``release/<id>/`` comes from nbgrader's generate_assignment (solutions stubbed, hidden tests
+removed, checksums computed). ``notebooks/<id>.ipynb`` is derived from it for learners working on
+their own: the same cells without nbgrader's bookkeeping, test cells tagged as self-checks, plus
+a start page listing the course in order.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from . import manifest
+from .errors import ReleaseError
+from .nbgrader_env import course_config, sqlite_url, tools_on_path
+
+SELF_CHECK_TAG = "self-check"
+START_PAGE = "00-start-here.ipynb"
+
+
+@dataclass
+class ReleaseResult:
+    """What a release run wrote."""
+
+    assignments: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+
+def source_assignments(root: Path) -> list[str]:
+    """Assignment ids that have a source notebook, in manifest order."""
+    known = [nb.id for nb in manifest.load()]
+    present = {p.parent.name for p in (root / "source").glob("*/*.ipynb")
+               if p.stem == p.parent.name}
+    unknown = present - set(known)
+    if unknown:
+        raise ReleaseError(
+            f"source/ has notebooks the manifest does not list: {', '.join(sorted(unknown))}",
+            remedy="Add them to graders/course.yml (order, title, syllabus items).",
+        )
+    return [nb_id for nb_id in known if nb_id in present]
+
+
+def generate_release(root: Path, release_dir: Path, assignments: list[str] | None = None,
+                     db_url: str | None = None) -> list[str]:
+    """Run nbgrader generate_assignment for each assignment into ``release_dir``.
+
+    The gradebook at ``db_url`` receives the assignment's cells (hidden tests included); by
+    default a throwaway one is used, since only grading needs them.
+    """
+    from nbgrader.apps import NbGraderAPI
+
+    assignments = assignments if assignments is not None else source_assignments(root)
+    with tempfile.TemporaryDirectory() as scratch:
+        config = course_config(root, db_url or sqlite_url(Path(scratch) / "gradebook.db"))
+        config.CourseDirectory.release_directory = str(release_dir.resolve())
+        config.CourseDirectory.source_directory = str((root / "source").resolve())
+        config.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", ".*"]
+        with tools_on_path():
+            api = NbGraderAPI(config=config)
+            for assignment in assignments:
+                result = api.generate_assignment(assignment, force=True, create=True)
+                if not result["success"]:
+                    raise ReleaseError(
+                        f"nbgrader could not generate {assignment}:\n"
+                        f"{result.get('error') or result.get('log', '')}"
+                    )
+    return assignments
+
+
+def self_paced(release_notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The self-paced edition of one released notebook."""
+    nb = nbformat.from_dict(json.loads(json.dumps(release_notebook)))
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).pop("nbgrader", None)
+        if meta and meta.get("grade") and cell.cell_type == "code":
+            tags = cell.metadata.setdefault("tags", [])
+            if SELF_CHECK_TAG not in tags:
+                tags.append(SELF_CHECK_TAG)
+    nb.metadata.pop("nbgrader", None)
+    return nb
+
+
+def start_page(available: list[str]) -> nbformat.NotebookNode:
+    """notebooks/00-start-here.ipynb: how the course works and every notebook in order."""
+    rows = []
+    for number, nb in enumerate(manifest.load(), start=1):
+        items = ", ".join(f"`{item.id}`" for item in nb.items)
+        if nb.id in available:
+            rows.append(f"{number}. [{nb.title}]({nb.id}.ipynb): {items}")
+        else:
+            rows.append(f"{number}. {nb.title} (in preparation): {items}")
+    intro = (
+        "# Start here: a Docker course in notebooks\n\n"
+        "Each notebook teaches one part of Docker by driving a real Docker daemon from Python "
+        "with the Docker SDK (`import docker`). You read a short explanation, run a worked "
+        "example, then write a small function in an exercise cell; the cell after it checks "
+        "your function against the daemon and tells you what is right and what to look at.\n\n"
+        "**Before you begin**\n\n"
+        "- A Docker daemon must answer: Docker Desktop, or Docker Engine on Linux. "
+        "`course doctor` in a terminal checks it and says what to fix.\n"
+        "- The course images (`busybox`, `registry`) must exist locally: `course images` "
+        "provides them, even without internet access.\n"
+        "- Run each notebook from the top (*Run > Run All Cells* works). Every object a notebook "
+        "creates carries a label with your `NAMESPACE`; the last cell removes them all, and "
+        "`graders.lab.reset(client, NAMESPACE)` does the same at any time.\n"
+    )
+    cells = [
+        nbformat.v4.new_markdown_cell(intro, id="start-intro"),
+        nbformat.v4.new_markdown_cell("## The notebooks, in order\n\n" + "\n".join(rows),
+                                      id="start-contents"),
+    ]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python",
+                                 "name": "python3"}
+    return nb
+
+
+def write_notebook(nb: nbformat.NotebookNode, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+
+
+def build_editions(root: Path, out: Path) -> ReleaseResult:
+    """Write ``out/release`` and ``out/notebooks`` from ``root/source``."""
+    result = ReleaseResult()
+    release_dir, notebooks_dir = out / "release", out / "notebooks"
+    result.assignments = generate_release(root, release_dir)
+    for assignment in result.assignments:
+        released = nbformat.read(str(release_dir / assignment / f"{assignment}.ipynb"),
+                                 as_version=4)
+        write_notebook(self_paced(released), notebooks_dir / f"{assignment}.ipynb")
+    write_notebook(start_page(result.assignments), notebooks_dir / START_PAGE)
+    result.files = sorted(p for p in out.rglob("*") if p.is_file())
+    return result
+
+
+def release(root: Path) -> ReleaseResult:
+    """Regenerate ``release/`` and ``notebooks/`` in the course repository ``root``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        built = build_editions(root, Path(tmp))
+        for tree in ("release", "notebooks"):
+            target = root / tree
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.copytree(Path(tmp) / tree, target)
+        built.files = [root / p.relative_to(tmp) for p in built.files]
+    return built
+
+
+def stale_files(root: Path) -> list[str]:
+    """Paths under release/ and notebooks/ that differ from what ``source/`` generates now."""
+    with tempfile.TemporaryDirectory() as tmp:
+        build_editions(root, Path(tmp))
+        return _differences(Path(tmp), root, ("release", "notebooks"))
+
+
+def _differences(fresh_root: Path, committed_root: Path, trees: tuple[str, ...]) -> list[str]:
+    stale = []
+    for tree in trees:
+        fresh = {p.relative_to(fresh_root) for p in (fresh_root / tree).rglob("*") if p.is_file()}
+        committed = {p.relative_to(committed_root) for p in (committed_root / tree).rglob("*")
+                     if p.is_file() and ".ipynb_checkpoints" not in p.parts}
+        for rel in sorted(fresh | committed):
+            if rel not in committed:
+                stale.append(f"{rel} (missing)")
+            elif rel not in fresh:
+                stale.append(f"{rel} (no longer generated)")
+            elif not filecmp.cmp(fresh_root / rel, committed_root / rel, shallow=False):
+                stale.append(f"{rel} (out of date)")
+    return stale

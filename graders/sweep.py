@@ -1,0 +1,192 @@
+"""Removing every Docker object a namespace created, whatever state it is in.
+
+Two nets: objects carrying the namespace label (or, for grading namespaces, its name), and,
+when a run has the daemon to itself, anything that appeared since a snapshot taken before it.
+The course's own images are never removed by either.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import docker
+from docker.errors import APIError, ImageNotFound, NotFound
+
+from .settings import COURSE_IMAGES, NAMESPACE_LABEL
+
+
+@dataclass
+class Removed:
+    """What a sweep removed, by kind, plus what it could not remove and why."""
+
+    containers: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
+    networks: list[str] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def __iadd__(self, other: Removed) -> Removed:
+        for kind in ("containers", "volumes", "networks", "images", "failures"):
+            getattr(self, kind).extend(getattr(other, kind))
+        return self
+
+    @property
+    def total(self) -> int:
+        return len(self.containers) + len(self.volumes) + len(self.networks) + len(self.images)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every container, volume, network and image on the daemon at one moment.
+
+    Each kind maps an object's id to the namespace label it carries ("" when it has none), so a
+    later comparison can leave alone what belongs to another namespace.
+    """
+
+    containers: dict[str, str]
+    volumes: dict[str, str]
+    networks: dict[str, str]
+    images: dict[str, str]
+
+    @classmethod
+    def take(cls, client: docker.DockerClient) -> Snapshot:
+        api = client.api
+
+        def owner(obj: dict) -> str:
+            return (obj.get("Labels") or {}).get(NAMESPACE_LABEL, "")
+
+        return cls(
+            containers={c["Id"]: owner(c) for c in api.containers(all=True)},
+            volumes={v["Name"]: owner(v) for v in api.volumes().get("Volumes") or []},
+            networks={n["Id"]: owner(n) for n in api.networks()},
+            images={i["Id"]: owner(i) for i in api.images(all=True)},
+        )
+
+
+def course_image_ids(client: docker.DockerClient) -> set[str]:
+    """Ids of the provisioned course images, which no sweep may remove."""
+    ids = set()
+    for name in COURSE_IMAGES:
+        try:
+            ids.add(client.api.inspect_image(name)["Id"])
+        except (ImageNotFound, NotFound):
+            pass
+    return ids
+
+
+def _remove(action, ident: str, removed_list: list[str], failures: list[str]) -> None:
+    """Run one removal, retrying while the daemon reports the object busy."""
+    for attempt in range(5):
+        try:
+            action()
+        except NotFound:
+            return
+        except APIError as error:
+            if error.status_code == 409 and attempt < 4:
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            failures.append(f"{ident}: {error.explanation or error}")
+            return
+        removed_list.append(ident)
+        return
+
+
+def _remove_objects(
+    client: docker.DockerClient,
+    containers: set[str],
+    networks: set[str],
+    volumes: set[str],
+    images: set[str],
+) -> Removed:
+    """Remove the given ids in dependency order: containers, networks, volumes, images."""
+    api = client.api
+    removed = Removed()
+    for cid in containers:
+        _remove(lambda c=cid: api.remove_container(c, v=True, force=True), cid[:12],
+                removed.containers, removed.failures)
+    for nid in networks:
+        _remove(lambda n=nid: _remove_network(api, n), nid[:12], removed.networks, removed.failures)
+    for name in volumes:
+        _remove(lambda v=name: api.remove_volume(v, force=True), name, removed.volumes,
+                removed.failures)
+    protected = course_image_ids(client)
+    for iid in images - protected:
+        _remove(lambda i=iid: api.remove_image(i, force=True), iid.removeprefix("sha256:")[:12],
+                removed.images, removed.failures)
+    return removed
+
+
+def _remove_network(api, network_id: str) -> None:
+    """Disconnect whatever is still attached, then remove the network."""
+    for container in (api.inspect_network(network_id).get("Containers") or {}):
+        try:
+            api.disconnect_container_from_network(container, network_id, force=True)
+        except NotFound:
+            pass
+    api.remove_network(network_id)
+
+
+def remove_namespace(
+    client: docker.DockerClient, namespace: str, *, match_names: bool = False
+) -> Removed:
+    """Remove every object labelled with ``namespace``.
+
+    With ``match_names`` also containers, volumes and networks whose name contains it: safe only
+    for grading namespaces, which are fixed-length hashes that cannot occur inside another name.
+    """
+    api = client.api
+    label = {"label": f"{NAMESPACE_LABEL}={namespace}"}
+    containers = {c["Id"] for c in api.containers(all=True, filters=label)}
+    networks = {n["Id"] for n in api.networks(filters=label)}
+    volumes = {v["Name"] for v in api.volumes(filters=label).get("Volumes") or []}
+    images = {i["Id"] for i in api.images(all=True, filters=label)}
+    if match_names:
+        containers |= {
+            c["Id"] for c in api.containers(all=True)
+            if any(namespace in name for name in c.get("Names") or [])
+        }
+        networks |= {n["Id"] for n in api.networks() if namespace in n["Name"]}
+        volumes |= {v["Name"] for v in api.volumes().get("Volumes") or [] if namespace in v["Name"]}
+        images |= {
+            i["Id"] for i in api.images()
+            if any(namespace in tag for tag in i.get("RepoTags") or [])
+        }
+    return _remove_objects(client, containers, networks, volumes, images)
+
+
+def remove_new_since(client: docker.DockerClient, before: Snapshot, namespace: str = "") -> Removed:
+    """Remove what appeared after ``before``, except objects labelled with another namespace.
+
+    Only safe while nothing outside this grading run creates objects on the daemon.
+    """
+    after = Snapshot.take(client)
+
+    def new(kind: str) -> set[str]:
+        old = getattr(before, kind)
+        return {ident for ident, owner in getattr(after, kind).items()
+                if ident not in old and owner in ("", namespace)}
+
+    return _remove_objects(client, new("containers"), new("networks"), new("volumes"),
+                           new("images"))
+
+
+@contextmanager
+def swept(
+    client: docker.DockerClient, namespace: str, *, exclusive: bool = False
+) -> Iterator[Removed]:
+    """Guarantee that whatever runs inside leaves nothing of ``namespace`` behind.
+
+    ``exclusive`` adds the before/after comparison that also catches unlabelled objects; use it
+    only when nothing else creates objects on the daemon meanwhile.
+    """
+    before = Snapshot.take(client) if exclusive else None
+    removed = Removed()
+    try:
+        yield removed
+    finally:
+        removed += remove_namespace(client, namespace, match_names=True)
+        if before is not None:
+            removed += remove_new_since(client, before, namespace)
