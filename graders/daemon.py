@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -36,6 +36,8 @@ _REASONS = (
     ("Permission denied", _DENIED),
     ("timed out", "no answer in time"),
     ("Name or service not known", "unknown host name"),
+    ("Network is unreachable", "host unreachable"),
+    ("No route to host", "host unreachable"),
 )
 
 
@@ -49,7 +51,7 @@ class DaemonStatus:
     installed: bool = False  # docker.io was installed with apt-get on the way
     pid: int | None = None  # the dockerd we started or waited for
     log_path: Path | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: tuple[str, ...] = ()  # e.g. a stale pid file removed
 
 
 def daemon_endpoint() -> str:
@@ -62,7 +64,7 @@ def daemon_endpoint() -> str:
     except DockerException:
         context = None
     if context is None:
-        return f"docker context {name!r} (not found)"
+        return f"docker context {name or 'current'!r} (not found)"
     if context.Name == "default":
         return f"default socket {context.Host or DEFAULT_SOCKET}"
     return f"docker context {context.Name!r} ({context.Host})"
@@ -241,10 +243,9 @@ def ensure_daemon(
         step("dockerd is not installed: installing Debian's docker.io")
         apt_install(["docker.io"], DaemonUnavailable, step)
         installed = True
-    notes = []
     pid, note = running_dockerd()
+    notes = (note,) if note else ()
     if note:
-        notes.append(note)
         step(note)
     process = None
     if pid is None:
@@ -264,21 +265,28 @@ def ensure_daemon(
 def _wait_for(
     pid: int, process: subprocess.Popen | None, log_path: Path, deadline: float
 ) -> None:
-    """Poll until the daemon answers; raise with the log tail if dockerd dies or time runs out."""
+    """Poll until the daemon answers; raise with the log tail if dockerd dies or time runs out.
+
+    ``process`` is None for a dockerd someone else started, whose log is not ``log_path``.
+    """
     while _probe(timeout=2) is not None:
         alive = process.poll() is None if process else Path(f"/proc/{pid}").exists()
+        if alive and time.monotonic() <= deadline:
+            time.sleep(0.5)
+            continue
+        if process:
+            log = f"Last lines of {log_path}:\n{_log_tail(log_path)}"
+        else:
+            log = "It was not started by `course`: see the log of whatever started it."
         if not alive:
             raise DaemonUnavailable(
-                f"dockerd (pid {pid}) exited. Last lines of {log_path}:\n{_log_tail(log_path)}",
-                f"Fix what the log says, then run `course doctor`; full log: {log_path}.",
+                f"dockerd (pid {pid}) exited. {log}",
+                "Fix what the log says, then run `course doctor`.",
             )
-        if time.monotonic() > deadline:
-            raise DaemonUnavailable(
-                f"dockerd (pid {pid}) did not answer in time. "
-                f"Last lines of {log_path}:\n{_log_tail(log_path)}",
-                f"It may still be starting: run `course doctor` in a minute; full log: {log_path}.",
-            )
-        time.sleep(0.5)
+        raise DaemonUnavailable(
+            f"dockerd (pid {pid}) did not answer in time. {log}",
+            "It may still be starting: run `course doctor` in a minute.",
+        )
 
 
 def _start_dockerd(log_path: Path) -> subprocess.Popen:

@@ -9,7 +9,6 @@ from pathlib import Path
 from nbgrader.api import Gradebook
 from nbgrader.plugins import CsvExportPlugin
 
-
 STATUS_COLUMNS = ("student_id", "assignment", "status", "score", "max_score", "seconds", "detail")
 
 

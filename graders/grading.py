@@ -7,6 +7,7 @@ exactly one status, and a score in the gradebook. One bad submission never stops
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -135,15 +136,16 @@ class AssignmentGrader:
             if self.options.feedback:
                 generate_feedback(self.root, self.db_url, self.assignment, student)
             return self._result(student, outcome.status, outcome.detail, outcome.seconds)
-        error = (result.get("error") or result.get("log") or "").strip()
-        if outcome is None and "DaemonUnavailable" not in error:
-            detail = "nbgrader could not read the notebook: " + _last_line(error)
+        if outcome is None:
+            # Execution never started: nbgrader rejected the notebook while sanitizing it.
+            detail = "nbgrader could not process the notebook: " + _first_error(result)
             self._record_zero(student)
             Outcome(status=Status.INVALID, detail=detail).save(outcome_path)
             return self._result(student, Status.INVALID, detail)
         outcome_path.unlink(missing_ok=True)
+        detail = outcome.detail if outcome.status == Status.INFRASTRUCTURE else _first_error(result)
         return SubmissionResult(student, self.assignment, Status.INFRASTRUCTURE, None,
-                                self._max_score(), detail=_last_line(error))
+                                self._max_score(), detail=detail)
 
     def _autograde(self, student: str, outcome_path: Path, scratch: Path) -> dict:
         namespace = Namespace.for_submission(self.assignment, student)
@@ -216,6 +218,16 @@ def _unreadable(path: Path) -> str:
     except Exception as error:  # nbformat raises JSON, validation and reader errors alike
         return f"not a valid notebook: {_last_line(str(error))}"
     return ""
+
+
+def _first_error(result: dict) -> str:
+    """The most specific error line nbgrader logged: the exception that started the failure."""
+    text = f"{result.get('log', '')}\n{result.get('error', '')}"
+    for line in text.splitlines():
+        stripped = line.strip()
+        if re.match(r"^[A-Za-z_.]*(Error|Exception)\b.*:", stripped) and "NbGraderException" not in stripped:
+            return stripped[:300]
+    return _last_line(text)
 
 
 def _last_line(text: str) -> str:

@@ -20,8 +20,13 @@ import nbformat
 from . import manifest
 from .errors import ReleaseError
 from .nbgrader_env import course_config, sqlite_url, tools_on_path
+from .samples import write_samples
+from .settings import DEMO_ASSIGNMENT
 
+#: Trees generated from source/, relative to the repository root.
+GENERATED_TREES = ("release", "notebooks", "examples/submissions")
 SELF_CHECK_TAG = "self-check"
+TABLE_START, TABLE_END = "<!-- notebooks:start -->", "<!-- notebooks:end -->"
 START_PAGE = "00-start-here.ipynb"
 
 
@@ -122,13 +127,33 @@ def start_page(available: list[str]) -> nbformat.NotebookNode:
     return nb
 
 
+def notebook_table(available: list[str]) -> str:
+    """The README's table of notebooks and the syllabus items each covers."""
+    rows = ["| # | Notebook | Syllabus items | Status |", "|---|---|---|---|"]
+    for number, nb in enumerate(manifest.load(), start=1):
+        items = ", ".join(f"`{item.id}`" for item in nb.items)
+        status = "ready" if nb.id in available else "planned"
+        name = f"[`{nb.id}`](source/{nb.id}/{nb.id}.ipynb)" if nb.id in available else f"`{nb.id}`"
+        rows.append(f"| {number} | {name}: {nb.title} | {items} | {status} |")
+    return "\n".join(rows)
+
+
+def readme_with_table(readme: str, available: list[str]) -> str:
+    """``readme`` with the text between the table markers replaced by the current table."""
+    if TABLE_START not in readme or TABLE_END not in readme:
+        raise ReleaseError(f"README.md lacks the markers {TABLE_START} and {TABLE_END}")
+    head, rest = readme.split(TABLE_START, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    return f"{head}{TABLE_START}\n{notebook_table(available)}\n{TABLE_END}{tail}"
+
+
 def write_notebook(nb: nbformat.NotebookNode, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(path))
 
 
 def build_editions(root: Path, out: Path) -> ReleaseResult:
-    """Write ``out/release`` and ``out/notebooks`` from ``root/source``."""
+    """Write every generated tree (see GENERATED_TREES) under ``out`` from ``root/source``."""
     result = ReleaseResult()
     release_dir, notebooks_dir = out / "release", out / "notebooks"
     result.assignments = generate_release(root, release_dir)
@@ -137,28 +162,39 @@ def build_editions(root: Path, out: Path) -> ReleaseResult:
                                  as_version=4)
         write_notebook(self_paced(released), notebooks_dir / f"{assignment}.ipynb")
     write_notebook(start_page(result.assignments), notebooks_dir / START_PAGE)
+    if DEMO_ASSIGNMENT in result.assignments:
+        write_samples(root / "source" / DEMO_ASSIGNMENT / f"{DEMO_ASSIGNMENT}.ipynb",
+                      release_dir / DEMO_ASSIGNMENT / f"{DEMO_ASSIGNMENT}.ipynb",
+                      out / "examples" / "submissions")
     result.files = sorted(p for p in out.rglob("*") if p.is_file())
     return result
 
 
 def release(root: Path) -> ReleaseResult:
-    """Regenerate ``release/`` and ``notebooks/`` in the course repository ``root``."""
+    """Regenerate every generated tree in the course repository ``root``."""
     with tempfile.TemporaryDirectory() as tmp:
         built = build_editions(root, Path(tmp))
-        for tree in ("release", "notebooks"):
+        for tree in GENERATED_TREES:
             target = root / tree
             if target.exists():
                 shutil.rmtree(target)
-            shutil.copytree(Path(tmp) / tree, target)
+            if (Path(tmp) / tree).exists():
+                shutil.copytree(Path(tmp) / tree, target)
         built.files = [root / p.relative_to(tmp) for p in built.files]
+    readme = root / "README.md"
+    readme.write_text(readme_with_table(readme.read_text(), built.assignments))
     return built
 
 
 def stale_files(root: Path) -> list[str]:
-    """Paths under release/ and notebooks/ that differ from what ``source/`` generates now."""
+    """Generated files that differ from what ``source/`` generates now."""
     with tempfile.TemporaryDirectory() as tmp:
-        build_editions(root, Path(tmp))
-        return _differences(Path(tmp), root, ("release", "notebooks"))
+        built = build_editions(root, Path(tmp))
+        stale = _differences(Path(tmp), root, GENERATED_TREES)
+    readme = (root / "README.md").read_text()
+    if readme_with_table(readme, built.assignments) != readme:
+        stale.append("README.md (notebook table out of date)")
+    return stale
 
 
 def _differences(fresh_root: Path, committed_root: Path, trees: tuple[str, ...]) -> list[str]:

@@ -20,6 +20,9 @@ BUSYBOX_IMAGE = "busybox:1.35.0"
 REGISTRY_IMAGE = "registry:2"
 COURSE_IMAGES = (BUSYBOX_IMAGE, REGISTRY_IMAGE)
 
+#: The assignment the demo grades, with the sample submissions bundled in examples/submissions.
+DEMO_ASSIGNMENT = "02-containers"
+
 #: Per-cell and per-submission time limits for grading, in seconds.
 CELL_TIMEOUT = 30
 SUBMISSION_TIMEOUT = 300

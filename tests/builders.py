@@ -102,3 +102,8 @@ def with_cell_source(nb, cell_id: str, source: str) -> nbformat.NotebookNode:
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst, dirs_exist_ok=True)
     return dst
+
+
+def read_autograded(root: Path, student: str, assignment: str = MINI) -> nbformat.NotebookNode:
+    path = root / "autograded" / student / assignment / f"{assignment}.ipynb"
+    return nbformat.read(str(path), as_version=4)

@@ -58,19 +58,23 @@ class ExecuteParameterized(Execute):
         self._cell_timeout = self.timeout
         nb = parameterize_notebook(self._prepare(nb), self.parameters)
         started = time.monotonic()
+        client = None
         try:
-            client = docker.from_env()
-            client.ping()
-        except DockerException as error:
-            raise DaemonUnavailable(f"Docker daemon unavailable before execution: {error}") from None
-        try:
+            try:
+                client = docker.from_env()
+                client.ping()
+            except DockerException as error:
+                self._outcome.status = Status.INFRASTRUCTURE
+                self._outcome.detail = f"Docker daemon unavailable: {error}"
+                raise DaemonUnavailable(self._outcome.detail) from None
             with swept(client, self.namespace, exclusive=self.exclusive_daemon) as removed:
                 nb, resources = super().preprocess(nb, resources, km)
             self._outcome.swept = removed.total
             self._outcome.sweep_failures = removed.failures
         finally:
             self._outcome.seconds = round(time.monotonic() - started, 2)
-            client.close()
+            if client is not None:
+                client.close()
             if self.outcome_file:
                 self._outcome.save(Path(self.outcome_file))
         return nb, resources

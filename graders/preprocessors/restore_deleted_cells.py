@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
-
 
 #: Notebook metadata key under which the course records what grading did to a submission.
 METADATA_KEY = "docker_course"
@@ -39,7 +35,7 @@ class RestoreDeletedCells(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         if not self.release_notebook:
             return nb, resources
-        released = json.loads(Path(self.release_notebook).read_text())["cells"]
+        released = nbformat.read(self.release_notebook, as_version=4).cells
         present = {_grade_id(cell) for cell in nb.cells} - {None}
         position, restored = 0, []
         for cell in released:
@@ -47,7 +43,7 @@ class RestoreDeletedCells(NbGraderPreprocessor):
             if grade_id in present:
                 position = next(i for i, c in enumerate(nb.cells) if _grade_id(c) == grade_id) + 1
             elif grade_id and _is_protected(cell):
-                nb.cells.insert(position, nbformat.from_dict(cell))
+                nb.cells.insert(position, cell)
                 present.add(grade_id)
                 restored.append(grade_id)
                 position += 1

@@ -1,0 +1,208 @@
+"""`course`: the one front door for instructors and maintainers.
+
+Each subcommand turns its flags into arguments, calls one library function and renders what it
+returns. Library errors (CourseError) become one ERROR line and what to do about it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from .errors import CourseError
+from .settings import project_root
+
+console = Console(stderr=False, highlight=False)
+STATUS_STYLE = {"graded": "green", "already graded": "green", "timed out": "yellow",
+                "kernel died": "yellow", "invalid notebook": "red",
+                "infrastructure error": "bold red"}
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    """nbgrader, the kernel machinery and SQLAlchemy log freely; show that only with -v."""
+    if verbose:
+        logging.basicConfig(level=logging.INFO)
+        return
+    warnings.filterwarnings("ignore")
+    logging.basicConfig(level=logging.ERROR)
+    for name in ("traitlets", "nbgrader", "NbGraderAPI", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def reports_errors(command):
+    """Print a CourseError as one ERROR line plus its remedy and exit 1; let real crashes show."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except CourseError as error:
+            console.print(f"[bold red]ERROR[/] {error.message}")
+            if error.remedy:
+                console.print(f"[dim]what to do:[/] {error.remedy}")
+            sys.exit(1)
+
+    return wrapper
+
+
+def _step(message: str) -> None:
+    console.print(f"[cyan]•[/] {message}")
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Show the libraries' own logs.")
+@click.version_option(package_name="docker-course")
+def main(verbose: bool) -> None:
+    """A Docker course in Jupyter notebooks, graded automatically."""
+    _quiet_libraries(verbose)
+
+
+@main.command()
+@click.option("--log-dir", type=click.Path(path_type=Path), default=None,
+              help="Where dockerd's log goes if it has to be started [default: ./logs].")
+@reports_errors
+def setup(log_dir: Path | None) -> None:
+    """Find or start a Docker daemon and provide the course images, offline if need be."""
+    from .provision import provision
+
+    done = provision(log_dir or project_root() / "logs", on_step=_step)
+    console.print(f"[green]ready[/] daemon: {done.daemon.summary}")
+    for image in done.images:
+        console.print(f"  {image.name}: {image.how} ({image.seconds:.1f} s)")
+
+
+@main.command()
+def doctor() -> None:
+    """Check the daemon, the course images and the Python tools; say how to fix each problem."""
+    from .doctor import diagnose
+
+    checks = diagnose()
+    table = Table("check", "", "detail", "remedy", box=None)
+    for check in checks:
+        mark = "[green]ok[/]" if check.ok else "[red]FAIL[/]"
+        table.add_row(check.name, mark, check.detail, "" if check.ok else check.remedy)
+    console.print(table)
+    failed = [c for c in checks if not c.ok]
+    console.print(f"{len(checks) - len(failed)} of {len(checks)} checks passed")
+    sys.exit(1 if failed else 0)
+
+
+@main.command()
+@reports_errors
+def images() -> None:
+    """Make sure the course images exist: use, pull, or build them from host binaries."""
+    from .daemon import docker_client
+    from .images import ensure_images
+
+    for image in ensure_images(docker_client(), on_step=_step):
+        console.print(f"{image.name}: {image.how} ({image.seconds:.1f} s)")
+
+
+@main.command()
+@click.option("--check", is_flag=True,
+              help="Only report generated files that are stale; exit 1 if any.")
+@reports_errors
+def release(check: bool) -> None:
+    """Regenerate release/, notebooks/ and the sample submissions from source/."""
+    from . import release as releasing
+
+    root = project_root()
+    if check:
+        stale = releasing.stale_files(root)
+        for path in stale:
+            console.print(f"[red]stale[/] {path}")
+        console.print("generated files are fresh" if not stale
+                      else f"{len(stale)} stale: run `course release`")
+        sys.exit(1 if stale else 0)
+    result = releasing.release(root)
+    console.print(f"released {', '.join(result.assignments) or 'nothing'} "
+                  f"({len(result.files)} files)")
+
+
+def _grading_options(cell_timeout, timeout, force, students, db, feedback):
+    from .grading import GradingOptions
+
+    return GradingOptions(cell_timeout=cell_timeout, submission_timeout=timeout, force=force,
+                          students=list(students) or None, db_url=db, feedback=feedback)
+
+
+def _print_batch(batch) -> None:
+    table = Table("student", "score", "status", "seconds", "detail")
+    for r in batch.results:
+        score = "-" if r.score is None else f"{r.score:g} / {r.max_score:g}"
+        style = STATUS_STYLE.get(r.status.value, "")
+        table.add_row(r.student, score, f"[{style}]{r.status.value}[/]", f"{r.seconds:.1f}",
+                      r.detail)
+    console.print(table)
+    console.print(f"grades: {batch.grades_csv}")
+    console.print(f"statuses: {batch.status_csv}")
+    console.print(f"feedback: {batch.feedback_dir}/<student>/{batch.assignment}/")
+    if not batch.exclusive:
+        console.print("[yellow]note[/] another grading run shares this daemon: unlabelled "
+                      "objects were not swept by comparison")
+
+
+def _progress(student: str, index: int, total: int) -> None:
+    console.print(f"[cyan][{index + 1}/{total}][/] grading {student} ...")
+
+
+grading_flags = [
+    click.option("--cell-timeout", default=30, show_default=True, help="Seconds per cell."),
+    click.option("--timeout", default=300, show_default=True,
+                 help="Seconds per submission, all cells together."),
+    click.option("--force", is_flag=True, help="Regrade submissions already graded."),
+    click.option("--student", "students", multiple=True, help="Grade only these students."),
+    click.option("--db", default=None, help="Gradebook SQLAlchemy URL [default: SQLite in the "
+                 "course folder]."),
+    click.option("--feedback/--no-feedback", default=True, show_default=True,
+                 help="Write feedback HTML (hidden tests removed)."),
+]
+
+
+def with_grading_flags(command):
+    for flag in reversed(grading_flags):
+        command = flag(command)
+    return command
+
+
+@main.command()
+@click.argument("assignment")
+@click.option("--course-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="The nbgrader course folder holding source/ and submitted/ [default: repo].")
+@with_grading_flags
+@reports_errors
+def grade(assignment, course_dir, cell_timeout, timeout, force, students, db, feedback) -> None:
+    """Autograde the submissions of ASSIGNMENT in submitted/<student>/ASSIGNMENT/."""
+    from .grading import grade_assignment
+
+    batch = grade_assignment(course_dir or project_root(), assignment,
+                             _grading_options(cell_timeout, timeout, force, students, db,
+                                              feedback),
+                             on_start=_progress)
+    _print_batch(batch)
+
+
+@main.command()
+@click.option("--work-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Folder for the demo's gradebook and results [default: ./work/demo].")
+@click.option("--log-dir", type=click.Path(path_type=Path), default=None,
+              help="Where dockerd's log goes if it has to be started [default: ./logs].")
+@reports_errors
+def demo(work_dir: Path | None, log_dir: Path | None) -> None:
+    """Provision, release, and grade the bundled sample submissions; print the results."""
+    from .demo import run_demo
+    from .provision import provision
+
+    root = project_root()
+    provision(log_dir or root / "logs", on_step=_step)
+    work = work_dir or root / "work" / "demo"
+    batch = run_demo(root, work, on_start=_progress)
+    _print_batch(batch)
+    console.print(f"gradebook: {work / 'gradebook.db'}")

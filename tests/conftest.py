@@ -1,0 +1,42 @@
+"""Shared fixtures: a Docker client, and a guard that no test leaves Docker objects behind."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import docker
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def client():
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as error:
+        pytest.exit(f"No Docker daemon answers ({error}); run `make setup` first.", returncode=2)
+    yield client
+    client.close()
+
+
+def daemon_objects(client) -> dict[str, set[str]]:
+    return {
+        "containers": {c.id for c in client.containers.list(all=True)},
+        "volumes": {v.name for v in client.volumes.list()},
+        "networks": {n.id for n in client.networks.list()},
+    }
+
+
+@pytest.fixture
+def no_leftovers(client):
+    """Fail the test if the daemon holds more containers, volumes or networks afterwards."""
+    before = daemon_objects(client)
+    yield
+    after = daemon_objects(client)
+    leaked = {kind: after[kind] - before[kind] for kind in after if after[kind] - before[kind]}
+    assert not leaked, f"left on the daemon: {leaked}"

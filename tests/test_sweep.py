@@ -1,0 +1,77 @@
+"""Sweeping a namespace on a real daemon: everything of its own goes, nothing else does."""
+
+import pytest
+
+from graders.lab import labels
+from graders.settings import BUSYBOX_IMAGE
+from graders.sweep import Snapshot, course_image_ids, remove_namespace, remove_new_since, swept
+
+pytestmark = pytest.mark.docker
+
+
+def _sleeper(client, name, namespace=None, **kwargs):
+    return client.containers.run(BUSYBOX_IMAGE, ["sleep", "60"], name=name, detach=True,
+                                 labels=labels(namespace) if namespace else {}, **kwargs)
+
+
+def test_removes_labelled_objects_of_every_kind_and_spares_others(client, no_leftovers):
+    mine, other = "nsaaaaaaaaaa", "nsbbbbbbbbbb"
+    net = client.networks.create(f"{mine}-net", labels=labels(mine))
+    vol = client.volumes.create(f"{mine}-vol", labels=labels(mine))
+    running = _sleeper(client, f"{mine}-run", mine, network=net.name,
+                       volumes={vol.name: {"bind": "/data", "mode": "rw"}})
+    paused = _sleeper(client, f"{mine}-paused", mine)
+    paused.pause()
+    theirs = _sleeper(client, f"{other}-run", other)
+    try:
+        removed = remove_namespace(client, mine)
+        assert len(removed.containers) == 2 and removed.volumes == [vol.name]
+        assert len(removed.networks) == 1 and not removed.failures
+        assert {c.id for c in client.containers.list(all=True)} >= {theirs.id}
+        assert running.id not in {c.id for c in client.containers.list(all=True)}
+    finally:
+        theirs.remove(force=True)
+
+
+def test_name_matching_never_treats_a_prefix_as_a_match(client, no_leftovers):
+    """`ps1-alice` must not sweep `ps1-alice-2`: namespaces are fixed-length hashes."""
+    a = _sleeper(client, "nscccccccccc-web")
+    b = _sleeper(client, "nsccccccccccd-web")  # a different, longer token
+    try:
+        removed = remove_namespace(client, "nsccccccccccd", match_names=True)
+        assert removed.containers == [b.id[:12]]
+        a.reload()
+        assert a.status == "running"
+    finally:
+        a.remove(force=True)
+
+
+def test_snapshot_sweep_catches_unlabelled_objects_but_not_another_namespace(client,
+                                                                             no_leftovers):
+    before = Snapshot.take(client)
+    anonymous = _sleeper(client, None)
+    volume = client.volumes.create()
+    theirs = _sleeper(client, None, "nsdddddddddd")
+    try:
+        removed = remove_new_since(client, before, "nseeeeeeeeee")
+        assert anonymous.id[:12] in removed.containers and volume.name in removed.volumes
+        theirs.reload()
+        assert theirs.status == "running"
+    finally:
+        theirs.remove(force=True)
+
+
+def test_course_images_survive_a_sweep_that_sees_them_as_new(client):
+    protected = course_image_ids(client)
+    taken = Snapshot.take(client)
+    before = Snapshot(taken.containers, taken.volumes, taken.networks,
+                      {i: o for i, o in taken.images.items() if i not in protected})
+    removed = remove_new_since(client, before)
+    assert removed.images == [] and course_image_ids(client) == protected
+
+
+def test_swept_cleans_up_even_when_the_body_raises(client, no_leftovers):
+    with pytest.raises(RuntimeError), swept(client, "nsffffffffff") as removed:
+        _sleeper(client, "nsffffffffff-x", "nsffffffffff")
+        raise RuntimeError("submission crashed")
+    assert len(removed.containers) == 1
