@@ -101,8 +101,12 @@ def images() -> None:
     from .daemon import docker_client
     from .images import ensure_images
 
-    for image in ensure_images(docker_client(), on_step=_step):
-        console.print(f"{image.name}: {image.how} ({image.seconds:.1f} s)")
+    client = docker_client()
+    try:
+        for image in ensure_images(client, on_step=_step):
+            console.print(f"{image.name}: {image.how} ({image.seconds:.1f} s)")
+    finally:
+        client.close()
 
 
 @main.command()

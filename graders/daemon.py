@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +20,8 @@ from docker.context import ContextAPI
 from docker.errors import DockerException
 from requests.exceptions import RequestException
 
-from .errors import CourseError, DaemonUnavailable
+from .apt import apt_install
+from .errors import DaemonUnavailable
 
 #: dockerd refuses to start while this file names a process, even one that is long gone.
 PID_FILE = Path("/var/run/docker.pid")
@@ -52,6 +53,18 @@ class DaemonStatus:
     pid: int | None = None  # the dockerd we started or waited for
     log_path: Path | None = None
     notes: tuple[str, ...] = ()  # e.g. a stale pid file removed
+
+    @property
+    def summary(self) -> str:
+        """One line for the CLI, e.g. "started (pid 42, log logs/dockerd.log), default socket …"."""
+        parts = [f"pid {self.pid}"] if self.pid else []
+        if self.how == "started":
+            parts.append(f"log {self.log_path}")
+        if self.installed:
+            parts.append("docker.io installed")
+        details = f" ({', '.join(parts)})" if parts else ""
+        notes = "".join(f" {note}" for note in self.notes)
+        return f"{self.how}{details}, {self.via}{notes}"
 
 
 def daemon_endpoint() -> str:
@@ -136,38 +149,6 @@ def _probe(timeout: float) -> DaemonUnavailable | None:
 def daemon_answers(timeout: float = 3) -> bool:
     """Whether the daemon docker-py would use answers a ping within ``timeout`` seconds."""
     return _probe(timeout) is None
-
-
-def apt_install(
-    packages: Sequence[str], error: type[CourseError], on_step: Step | None = None
-) -> None:
-    """Install Debian packages non-interactively, bounded in time; failures raise ``error``.
-
-    Lives here because Docker itself is the first thing the course may install; images.py uses
-    it too. The dpkg lock timeout rides out a concurrent unattended-upgrades run.
-    """
-    step = on_step or (lambda _message: None)
-    names = " ".join(packages)
-    remedy = f"Install it by hand: `sudo apt-get update && sudo apt-get install {names}`."
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    lock = ["-o", "DPkg::Lock::Timeout=60"]
-    for argv, limit in (
-        (["apt-get", *lock, "update"], 300),
-        (["apt-get", *lock, "install", "-y", *packages], 900),
-    ):
-        step(f"Running `{' '.join(argv)}`")
-        try:
-            result = subprocess.run(
-                argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                timeout=limit,
-            )
-        except FileNotFoundError:
-            raise error(f"Cannot install {names}: apt-get not found.", remedy) from None
-        except subprocess.TimeoutExpired:
-            raise error(f"`{' '.join(argv)}` did not finish within {limit} s.", remedy) from None
-        if result.returncode != 0:
-            tail = _last_lines(result.stdout + result.stderr, 8)
-            raise error(f"`{' '.join(argv)}` failed:\n{tail}", remedy)
 
 
 def _last_lines(text: str, count: int) -> str:

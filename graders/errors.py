@@ -28,7 +28,8 @@ class CourseError(Exception):
 class DaemonUnavailable(CourseError):
     """No Docker daemon answers, and none could be started."""
 
-    remedy = "Start Docker (Docker Desktop, or `sudo dockerd`), or set DOCKER_HOST, then run `course doctor`."
+    remedy = ("Start Docker (Docker Desktop, or `sudo dockerd`), or set DOCKER_HOST, "
+              "then run `course doctor`.")
 
 
 class ImageUnavailable(CourseError):
@@ -40,7 +41,8 @@ class ImageUnavailable(CourseError):
 class NotebookInvalid(CourseError):
     """A notebook file cannot be read or does not follow the course's conventions."""
 
-    remedy = "Open the notebook in JupyterLab and check it saves; compare it with its release version."
+    remedy = ("Open the notebook in JupyterLab and check that it saves; "
+              "compare it with its release version.")
 
 
 class ReleaseError(CourseError):

@@ -42,6 +42,8 @@ from .preprocessors import ExecuteParameterized, RestoreDeletedCells
 from .release import generate_release
 from .sweep import Snapshot, remove_new_since
 
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_.]*(Error|Exception)\b.*:")
+
 #: Statuses after which a submission counts as done and is not graded again without --force.
 FINAL = {Status.GRADED, Status.TIMED_OUT, Status.KERNEL_DIED, Status.INVALID}
 
@@ -148,7 +150,7 @@ class AssignmentGrader:
                                 self._max_score(), detail=detail)
 
     def _autograde(self, student: str, outcome_path: Path, scratch: Path) -> dict:
-        namespace = Namespace.for_submission(self.assignment, student)
+        namespace = Namespace.for_submission(self.assignment, student, salt=str(self.root))
         config = course_config(
             self.root, self.db_url,
             Autograde={
@@ -225,7 +227,7 @@ def _first_error(result: dict) -> str:
     text = f"{result.get('log', '')}\n{result.get('error', '')}"
     for line in text.splitlines():
         stripped = line.strip()
-        if re.match(r"^[A-Za-z_.]*(Error|Exception)\b.*:", stripped) and "NbGraderException" not in stripped:
+        if EXCEPTION_LINE.match(stripped) and "NbGraderException" not in stripped:
             return stripped[:300]
     return _last_line(text)
 

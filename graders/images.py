@@ -27,7 +27,7 @@ from docker.errors import APIError, BuildError, ImageNotFound
 from docker.utils import parse_repository_tag
 from requests.exceptions import RequestException
 
-from .daemon import apt_install
+from .apt import apt_install
 from .errors import ImageUnavailable
 from .settings import BUSYBOX_IMAGE, COURSE_IMAGES, PROVISIONED_LABEL, REGISTRY_IMAGE
 
@@ -298,6 +298,12 @@ class _Tree:
 
     def binary(self, host: Path, inside: str) -> None:
         """Copy an executable and the shared libraries it loads, at the paths ``ldd`` names."""
+        if not host.exists():
+            raise ImageUnavailable(
+                f"{host} is missing: the image is built from it.",
+                "Run `course images` as root (it installs the Debian package), or install "
+                "busybox-static and docker-registry with apt-get.",
+            )
         self.file(inside, host.read_bytes(), 0o755)
         for library in shared_libraries(host):
             self.file(str(library), library.resolve().read_bytes(), 0o755)
@@ -337,10 +343,13 @@ def _busybox_tree() -> _Tree:
     tree.directory("root", 0o700)
     tree.directory("tmp", 0o1777)
     tree.binary(BUSYBOX_BINARY, "bin/busybox")
-    listing = subprocess.run(
-        [str(BUSYBOX_BINARY), "--list"], capture_output=True, text=True, timeout=10, check=True,
-        stdin=subprocess.DEVNULL,
-    )
+    try:
+        listing = subprocess.run(
+            [str(BUSYBOX_BINARY), "--list"], capture_output=True, text=True, timeout=10,
+            check=True, stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.SubprocessError) as error:
+        raise ImageUnavailable(f"Cannot list the applets of {BUSYBOX_BINARY}: {error}") from None
     for applet in listing.stdout.split():
         if applet != "busybox":
             tree.hardlink(f"bin/{applet}", "bin/busybox")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import docker
 from docker.errors import APIError, ImageNotFound, NotFound
 
-from .settings import COURSE_IMAGES, NAMESPACE_LABEL
+from .settings import COURSE_IMAGES, NAMESPACE_LABEL, PROVISIONED_LABEL
 
 
 @dataclass
@@ -67,13 +67,20 @@ class Snapshot:
 
 
 def course_image_ids(client: docker.DockerClient) -> set[str]:
-    """Ids of the provisioned course images, which no sweep may remove."""
+    """Ids of the course images, which no sweep may remove.
+
+    An image is one when it has a course image's name, or when its provisioned label names one
+    of its own tags (images built FROM a course image inherit the label, but not the tag).
+    """
     ids = set()
     for name in COURSE_IMAGES:
         try:
             ids.add(client.api.inspect_image(name)["Id"])
         except (ImageNotFound, NotFound):
             pass
+    for image in client.api.images(filters={"label": PROVISIONED_LABEL}):
+        if (image.get("Labels") or {}).get(PROVISIONED_LABEL) in (image.get("RepoTags") or []):
+            ids.add(image["Id"])
     return ids
 
 

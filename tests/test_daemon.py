@@ -51,6 +51,7 @@ def test_ensure_daemon_uses_running_daemon(local_default, nothing_starts, tmp_pa
     status = daemon.ensure_daemon(tmp_path / "dockerd.log", on_step=pytest.fail)
     assert status.how == "already running"
     assert status.via.startswith("default socket unix://")
+    assert status.summary == f"already running, {status.via}"
     assert not (tmp_path / "dockerd.log").exists()
 
 
@@ -200,5 +201,6 @@ def test_started_dockerd_runs_in_its_own_session(fake_dockerd, monkeypatch, tmp_
     steps: list[str] = []
     status = daemon.ensure_daemon(tmp_path / "dockerd.log", on_step=steps.append)
     assert status.how == "started" and status.pid
+    assert status.summary.startswith(f"started (pid {status.pid}, log {tmp_path}")
     assert os.getsid(status.pid) != os.getsid(0)
     assert any("Started dockerd" in step for step in steps)

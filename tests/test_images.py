@@ -295,3 +295,10 @@ def test_missing_package_installed_when_root(monkeypatch, tmp_path):
         "pulling failed", lambda _message: None,
     )
     assert installed == ["docker-registry"]
+
+
+def test_build_without_host_binary_says_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.setattr(images, "BUSYBOX_BINARY", tmp_path / "busybox")
+    with pytest.raises(ImageUnavailable, match="busybox") as raised:
+        build_busybox(None, "course-test/never:built")  # fails before talking to Docker
+    assert "busybox-static" in raised.value.remedy
