@@ -31,9 +31,10 @@ def _quiet_libraries(verbose: bool) -> None:
         logging.basicConfig(level=logging.INFO)
         return
     warnings.filterwarnings("ignore")
-    logging.basicConfig(level=logging.ERROR)
-    for name in ("traitlets", "nbgrader", "NbGraderAPI", "asyncio"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+    handler = logging.StreamHandler()
+    # nbgrader resets its loggers' levels, so filter where records are written, not at source.
+    handler.setLevel(logging.CRITICAL)
+    logging.basicConfig(handlers=[handler])
 
 
 def reports_errors(command):

@@ -9,16 +9,18 @@ from nbgrader.apps import NbGraderAPI
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 
 from .nbgrader_env import course_config, tools_on_path
+from .preprocessors import StripHiddenTracebacks
 
 
 def generate_feedback(root: Path, db_url: str, assignment: str, student: str) -> Path | None:
     """Write ``feedback/<student>/<assignment>/*.html``; return the folder, or None on failure.
 
-    nbgrader's feedback shows restored hidden tests unless ClearHiddenTests runs as well.
+    nbgrader's feedback shows restored hidden tests unless ClearHiddenTests runs as well, and
+    tracebacks quote hidden lines unless they are stripped first.
     """
     config = course_config(root, db_url)
     config.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor,
-                                             ClearHiddenTests]
+                                             StripHiddenTracebacks, ClearHiddenTests]
     with tools_on_path():
         result = NbGraderAPI(config=config).generate_feedback(assignment, student, force=True)
     folder = root / "feedback" / student / assignment

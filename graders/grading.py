@@ -218,7 +218,7 @@ def _unreadable(path: Path) -> str:
         nb = nbformat.read(str(path), as_version=4)
         nbformat.validate(nb)
     except Exception as error:  # nbformat raises JSON, validation and reader errors alike
-        return f"not a valid notebook: {_last_line(str(error))}"
+        return f"not a valid notebook: {str(error).strip().splitlines()[0][:120]}"
     return ""
 
 

@@ -5,6 +5,7 @@ Kept deliberately few so that a learner reads Docker SDK calls in the exercises,
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import warnings
 
@@ -62,3 +63,37 @@ def exec_text(container, command: str | list[str]) -> tuple[int, str]:
     """Run ``command`` in a running container; return its exit code and combined output."""
     result = container.exec_run(command)
     return result.exit_code, result.output.decode(errors="replace")
+
+
+def call_with_timeout(timeout: float, function, *args, **kwargs):
+    """Call ``function`` in a worker thread; raise TimeoutError if it has not returned in time.
+
+    docker-py's ``wait``, ``logs(stream=True)``, ``attach`` and ``events`` can block forever;
+    the thread cannot be killed, so the caller ends what it waits on (e.g. removes the
+    container) in a ``finally``.
+    """
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    try:
+        return pool.submit(function, *args, **kwargs).result(timeout=timeout)
+    except concurrent.futures.TimeoutError:
+        raise TimeoutError(f"{function.__name__} did not return within {timeout} s") from None
+    finally:
+        pool.shutdown(wait=False)
+
+
+def container_exists(client: docker.DockerClient, name: str) -> bool:
+    """Whether a container called exactly ``name`` exists (a name filter also matches parts)."""
+    try:
+        client.api.inspect_container(name)
+        return True
+    except NotFound:
+        return False
+
+
+def volume_exists(client: docker.DockerClient, name: str) -> bool:
+    """Whether a volume called ``name`` exists."""
+    try:
+        client.api.inspect_volume(name)
+        return True
+    except NotFound:
+        return False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,10 +37,22 @@ def course_config(root: Path, db_url: str, **sections: dict) -> Config:
     config.CourseDirectory.root = str(root)
     config.CourseDirectory.db_url = db_url
     config.CourseDirectory.course_id = "docker-course"
+    config.Exchange.root = str(_private_exchange())
     for section, values in sections.items():
         for key, value in values.items():
             setattr(getattr(config, section), key, value)
     return config
+
+
+def _private_exchange() -> Path:
+    """An exchange folder for NbGraderAPI, which checks for one at start-up.
+
+    The course hands out and collects files itself, so it never uses nbgrader's exchange; an
+    existing private folder only keeps NbGraderAPI from logging that the shared one is missing.
+    """
+    path = Path(tempfile.gettempdir()) / "docker-course-nbgrader-exchange"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
 
 
 def sqlite_url(path: Path) -> str:

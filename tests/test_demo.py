@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import html
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,12 +58,31 @@ def test_grades_csv_has_nbgrader_columns_and_every_student(demo_run):
     assert {r["student_id"] for r in rows} >= {"perfect", "untouched", "not-json"}
 
 
-def test_feedback_has_no_hidden_tests(demo_run):
+def _hidden_lines() -> set[str]:
+    """Distinctive lines found only in the demo assignment's hidden tests."""
+    source = (ROOT / "source" / DEMO_ASSIGNMENT / f"{DEMO_ASSIGNMENT}.ipynb").read_text()
+    hidden_lines, visible_lines, hidden = set(), set(), False
+    for cell in json.loads(source)["cells"]:
+        for line in "".join(cell["source"]).splitlines():
+            if "BEGIN HIDDEN TESTS" in line:
+                hidden = True
+            elif "END HIDDEN TESTS" in line:
+                hidden = False
+            elif len(line.strip()) > 25:
+                (hidden_lines if hidden else visible_lines).add(line.strip())
+    return {h for h in hidden_lines if not any(h in v for v in visible_lines)}
+
+
+def test_feedback_shows_no_hidden_test_code_even_in_tracebacks(demo_run):
     pages = list((demo_run["work"] / "feedback").rglob("*.html"))
-    assert pages
+    assert {p.parent.parent.name for p in pages} >= {"perfect", "partial", "untouched"}
+    hidden = _hidden_lines()
+    assert hidden
     for page in pages:
-        text = page.read_text()
+        text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
         assert "HIDDEN TESTS" not in text and "BEGIN SOLUTION" not in text
+        leaked = [line for line in hidden if line in text]
+        assert not leaked, f"{page}: hidden test code shows: {leaked[:3]}"
 
 
 def test_demo_leaves_nothing_on_the_daemon(demo_run):

@@ -2,5 +2,6 @@
 
 from .execute_parameterized import ExecuteParameterized
 from .restore_deleted_cells import RestoreDeletedCells
+from .strip_hidden_tracebacks import StripHiddenTracebacks
 
-__all__ = ["ExecuteParameterized", "RestoreDeletedCells"]
+__all__ = ["ExecuteParameterized", "RestoreDeletedCells", "StripHiddenTracebacks"]

@@ -16,7 +16,7 @@ from nbclient.exceptions import DeadKernelError
 from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute
 from papermill.parameterize import parameterize_notebook
-from traitlets import Bool, Dict, Integer, Unicode
+from traitlets import Bool, Dict, Integer, List, Unicode
 
 from ..errors import DaemonUnavailable
 from ..outcome import Outcome, Status
@@ -30,6 +30,12 @@ TIMEOUT_ERROR = "CellTimeoutError"
 def _error_output(ename: str, message: str) -> NotebookNode:
     return NotebookNode(output_type="error", ename=ename, evalue=message,
                         traceback=[f"{ename}: {message}"])
+
+
+def _name(cell: NotebookNode, index: int) -> str:
+    """How a status names a cell: its grade_id or cell id, which the instructor can search for."""
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or cell.get("id") \
+        or f"#{index}"
 
 
 class ExecuteParameterized(Execute):
@@ -48,6 +54,9 @@ class ExecuteParameterized(Execute):
         config=True)
 
     raise_on_iopub_timeout = Bool(False).tag(config=True)
+    # The kernel's own start-up warnings go to the grader's terminal, not to any cell.
+    extra_arguments = List(["--HistoryManager.hist_file=:memory:",
+                            "--IPKernelApp.log_level=ERROR"]).tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         self._outcome = Outcome(namespace=self.namespace)
@@ -109,12 +118,12 @@ class ExecuteParameterized(Execute):
             cell, resources = super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
             cell.outputs.append(_error_output("DeadKernelError", "the kernel died in this cell"))
-            self._abandon(Status.KERNEL_DIED, f"the kernel died in cell {index}")
+            self._abandon(Status.KERNEL_DIED, f"the kernel died in cell {_name(cell, index)}")
             return cell, resources
         if any(o.get("ename") == TIMEOUT_ERROR for o in cell.get("outputs", [])):
             self._outcome.status = Status.TIMED_OUT
             self._outcome.detail = self._outcome.detail or (
-                f"cell {index} ran longer than {self.timeout} s and was interrupted")
+                f"cell {_name(cell, index)} ran longer than {self.timeout} s and was interrupted")
         return cell, resources
 
     def _abandon(self, status: Status, reason: str) -> None:

@@ -51,7 +51,7 @@ def test_each_kind_of_submission_gets_its_status_and_score(course, no_leftovers)
         "crashes": (Status.KERNEL_DIED, 1.0),
         "deleted-tests": (Status.GRADED, 3.0),
     }
-    assert "JSON" in results["not-json"].detail
+    assert "JSON" in results["not-json"].detail and "\n" not in results["not-json"].detail
     outcome = json.loads((course / "grading" / b.MINI / "deleted-tests.json").read_text())
     assert outcome["restored_cells"] == ["double-tests", "start-tests"]
 
