@@ -29,12 +29,13 @@ def daemon_objects(client) -> dict[str, set[str]]:
         "containers": {c.id for c in client.containers.list(all=True)},
         "volumes": {v.name for v in client.volumes.list()},
         "networks": {n.id for n in client.networks.list()},
+        "images": {i.id for i in client.images.list(all=True)},
     }
 
 
 @pytest.fixture
 def no_leftovers(client):
-    """Fail the test if the daemon holds more containers, volumes or networks afterwards."""
+    """Fail the test if the daemon holds more containers, volumes, networks or images afterwards."""
     before = daemon_objects(client)
     yield
     after = daemon_objects(client)

@@ -18,20 +18,35 @@ def _cells(assignment):
             if "nbgrader" in c.metadata}
 
 
+def _exercise_for(cells, item_id):
+    """The solution and test cells of the exercise that covers ``item_id``.
+
+    That is `<item>-solution` / `<item>-tests`, or an `<x>-solution` cell listing the item in
+    its `docker_course.items` metadata, with its `<x>-tests`.
+    """
+    for grade_id, cell in cells.items():
+        covers = cell.metadata.get("docker_course", {}).get("items", [])
+        if grade_id == f"{item_id}-solution" or (grade_id.endswith("-solution")
+                                                 and item_id in covers):
+            return cell, cells.get(grade_id.removesuffix("-solution") + "-tests")
+    return None, None
+
+
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_every_item_has_a_graded_exercise_that_makes_its_call(assignment):
     cells = _cells(assignment)
     problems = []
     for item in manifest.entry(assignment).items:
-        solution, tests = cells.get(f"{item.id}-solution"), cells.get(f"{item.id}-tests")
+        solution, tests = _exercise_for(cells, item.id)
         if solution is None or not solution.metadata["nbgrader"].get("solution"):
-            problems.append(f"{item.id}: no solution cell `{item.id}-solution`")
+            problems.append(f"{item.id}: no solution cell `{item.id}-solution` (or one listing "
+                            "it in docker_course.items)")
         elif not item.solution_uses:
             problems.append(f"{item.id}: course.yml gives no `solution_uses` for it")
         elif not any(use in solution.source for use in item.solution_uses):
             problems.append(f"{item.id}: the solution makes none of {list(item.solution_uses)}")
         if tests is None or not tests.metadata["nbgrader"].get("points"):
-            problems.append(f"{item.id}: no grade cell `{item.id}-tests` with points")
+            problems.append(f"{item.id}: its exercise has no grade cell `<x>-tests` with points")
     assert not problems, "\n".join(problems)
 
 
