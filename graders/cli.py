@@ -131,31 +131,81 @@ def release(check: bool) -> None:
                   f"({len(result.files)} files)")
 
 
-def _grading_options(cell_timeout, timeout, force, students, db, feedback):
+def _grading_options(cell_timeout, timeout, force, students, db, feedback, workers=None,
+                     scheduler=None):
     from .grading import GradingOptions
 
     return GradingOptions(cell_timeout=cell_timeout, submission_timeout=timeout, force=force,
-                          students=list(students) or None, db_url=db, feedback=feedback)
+                          students=list(students) or None, db_url=db, feedback=feedback,
+                          workers=workers, scheduler=scheduler)
 
 
-def _print_batch(batch) -> None:
-    table = Table("student", "score", "status", "seconds", "detail")
-    for r in batch.results:
-        score = "-" if r.score is None else f"{r.score:g} / {r.max_score:g}"
-        style = STATUS_STYLE.get(r.status.value, "")
-        table.add_row(r.student, score, f"[{style}]{r.status.value}[/]", f"{r.seconds:.1f}",
-                      r.detail)
-    console.print(table)
+def _print_batch(batch, table_of_students: bool = True) -> None:
+    from collections import Counter
+
+    if table_of_students:
+        table = Table("student", "score", "status", "seconds", "detail")
+        for r in batch.results:
+            score = "-" if r.score is None else f"{r.score:g} / {r.max_score:g}"
+            style = STATUS_STYLE.get(r.status.value, "")
+            table.add_row(r.student, score, f"[{style}]{r.status.value}[/]", f"{r.seconds:.1f}",
+                          r.detail)
+        console.print(table)
+    counts = Counter(r.status.value for r in batch.results)
+    statuses = Table("status", "submissions", title=f"{batch.assignment}: "
+                     f"{len(batch.results)} submissions in {batch.seconds:.0f} s "
+                     f"on {batch.workers} workers")
+    for status, count in counts.most_common():
+        statuses.add_row(f"[{STATUS_STYLE.get(status, '')}]{status}[/]", str(count))
+    console.print(statuses)
+    slowest = sorted((r for r in batch.results if r.seconds), key=lambda r: -r.seconds)[:5]
+    if slowest:
+        console.print("slowest: " + ", ".join(f"{r.student} {r.seconds:.1f} s" for r in slowest))
     console.print(f"grades: {batch.grades_csv}")
     console.print(f"statuses: {batch.status_csv}")
     console.print(f"feedback: {batch.feedback_dir}/<student>/{batch.assignment}/")
     if not batch.exclusive:
-        console.print("[yellow]note[/] another grading run shares this daemon: unlabelled "
-                      "objects were not swept by comparison")
+        console.print("[yellow]note[/] the daemon is shared with another grading run or a "
+                      "cluster: objects were swept by label and name only")
 
 
-def _progress(student: str, index: int, total: int) -> None:
-    console.print(f"[cyan][{index + 1}/{total}][/] grading {student} ...")
+class _ProgressBar:
+    """A progress bar with done/total, rate and ETA, fed by the library's callbacks."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                                 console=console, transient=False)
+        self.task = None
+
+    def start(self, total: int, workers: int) -> None:
+        self.progress.start()
+        self.task = self.progress.add_task(f"grading on {workers} workers", total=total,
+                                           rate="")
+
+    def result(self, result) -> None:
+        if self.task is None:
+            return
+        self.progress.advance(self.task)
+        task = self.progress.tasks[0]
+        rate = task.completed / task.elapsed * 60 if task.elapsed else 0
+        self.progress.update(self.task, rate=f"{rate:.1f}/min")
+        if result.status.value not in ("graded", "already graded"):
+            self.progress.console.print(f"  {result.student}: [yellow]{result.status.value}[/] "
+                                        f"{result.detail}")
+
+    def stop(self) -> None:
+        self.progress.stop()
 
 
 grading_flags = [
@@ -168,6 +218,10 @@ grading_flags = [
                  "course folder]."),
     click.option("--feedback/--no-feedback", default=True, show_default=True,
                  help="Write feedback HTML (hidden tests removed)."),
+    click.option("--workers", type=click.IntRange(min=1), default=None,
+                 help="Worker processes [default: one per core]."),
+    click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                 help="Grade on this Dask cluster instead; each worker uses its node's daemon."),
 ]
 
 
@@ -183,15 +237,23 @@ def with_grading_flags(command):
               help="The nbgrader course folder holding source/ and submitted/ [default: repo].")
 @with_grading_flags
 @reports_errors
-def grade(assignment, course_dir, cell_timeout, timeout, force, students, db, feedback) -> None:
-    """Autograde the submissions of ASSIGNMENT in submitted/<student>/ASSIGNMENT/."""
+def grade(assignment, course_dir, cell_timeout, timeout, force, students, db, feedback, workers,
+          scheduler) -> None:
+    """Autograde the submissions of ASSIGNMENT in submitted/<student>/ASSIGNMENT/.
+
+    Interrupted or not, run it again to carry on: recorded submissions are not graded twice.
+    """
     from .grading import grade_assignment
 
-    batch = grade_assignment(course_dir or project_root(), assignment,
-                             _grading_options(cell_timeout, timeout, force, students, db,
-                                              feedback),
-                             on_start=_progress)
-    _print_batch(batch)
+    bar = _ProgressBar()
+    try:
+        batch = grade_assignment(course_dir or project_root(), assignment,
+                                 _grading_options(cell_timeout, timeout, force, students, db,
+                                                  feedback, workers, scheduler),
+                                 on_start=bar.start, on_result=bar.result)
+    finally:
+        bar.stop()
+    _print_batch(batch, table_of_students=len(batch.results) <= 50)
 
 
 @main.command()
@@ -208,6 +270,10 @@ def demo(work_dir: Path | None, log_dir: Path | None) -> None:
     root = project_root()
     provision(log_dir or root / "logs", on_step=_step)
     work = work_dir or root / "work" / "demo"
-    batch = run_demo(root, work, on_start=_progress)
+    bar = _ProgressBar()
+    try:
+        batch = run_demo(root, work, on_start=bar.start, on_result=bar.result)
+    finally:
+        bar.stop()
     _print_batch(batch)
     console.print(f"gradebook: {work / 'gradebook.db'}")

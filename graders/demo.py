@@ -33,7 +33,7 @@ def run_demo(
     root: Path,
     work: Path,
     options: GradingOptions | None = None,
-    on_start: Callable[[str, int, int], None] | None = None,
+    on_start: Callable[[int, int], None] | None = None,
     on_result: Callable[[SubmissionResult], None] | None = None,
 ) -> BatchResult:
     """Grade every bundled sample of the demo assignment; the work folder holds all results."""

@@ -1,51 +1,33 @@
 """Autograding the submissions of one assignment: the coordinator of a grading run.
 
-Each submission goes through nbgrader's autograde pipeline with the course's two preprocessors
-(restore deleted cells; execute with injected parameters, time limits and a Docker sweep), gets
-exactly one status, and a score in the gradebook. One bad submission never stops the batch.
+The coordinator finds the submissions still to grade, sends each as a task to a pool of
+long-lived workers (local processes or a Dask cluster), and records every result as it arrives,
+as the only writer of the gradebook. Every submission ends with exactly one status; a run that
+is interrupted resumes with the same command, grading only what was not recorded.
 """
 
 from __future__ import annotations
 
-import re
-import shutil
-import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nbformat
-from nbconvert.preprocessors import ClearMetadataPreprocessor
-from nbgrader.api import Gradebook, MissingEntry
-from nbgrader.apps import NbGraderAPI
-from nbgrader.preprocessors import (
-    AssignLatePenalties,
-    CheckCellMetadata,
-    ClearOutput,
-    DeduplicateIds,
-    IgnorePattern,
-    LimitOutput,
-    OverwriteCells,
-    OverwriteKernelspec,
-    SaveAutoGrades,
-)
+import docker
 
 from . import settings
+from .daemon import daemon_answers
 from .daemon_lock import exclusive_grading
 from .errors import GradingError
 from .exports import write_grades_csv, write_status_csv
-from .feedback import generate_feedback
 from .namespace import Namespace
-from .nbgrader_env import course_config, sqlite_url, tools_on_path
-from .outcome import Outcome, Status
-from .preprocessors import ExecuteParameterized, RestoreDeletedCells
+from .nbgrader_env import sqlite_url
+from .outcome import Status
+from .pool import DaskPool, LocalPool, default_workers
+from .recording import Recorder
 from .release import generate_release
-from .sweep import Snapshot, remove_new_since
-
-EXCEPTION_LINE = re.compile(r"^[A-Za-z_.]*(Error|Exception)\b.*:")
-
-#: Statuses after which a submission counts as done and is not graded again without --force.
-FINAL = {Status.GRADED, Status.TIMED_OUT, Status.KERNEL_DIED, Status.INVALID}
+from .sweep import Snapshot, remove_namespace, remove_new_since
+from .tasks import AssignmentBundle, GradingResult, GradingTask
 
 
 @dataclass
@@ -58,6 +40,9 @@ class GradingOptions:
     students: list[str] | None = None
     db_url: str | None = None
     feedback: bool = True
+    workers: int | None = None
+    scheduler: str | None = None
+    retries: int = 1
 
 
 @dataclass
@@ -69,6 +54,7 @@ class SubmissionResult:
     max_score: float
     seconds: float = 0.0
     detail: str = ""
+    worker: str = ""
 
     def row(self) -> dict:
         return {"student_id": self.student, "assignment": self.assignment,
@@ -84,7 +70,15 @@ class BatchResult:
     status_csv: Path | None = None
     feedback_dir: Path | None = None
     exclusive: bool = False
+    workers: int = 0
     swept_after_batch: int = 0
+    seconds: float = 0.0
+
+
+class GradingInterrupted(GradingError):
+    """The run was stopped; what was recorded stays, the rest is graded on the next run."""
+
+    remedy = "Run the same command again: recorded submissions are not graded twice."
 
 
 def find_students(root: Path, assignment: str) -> list[str]:
@@ -93,184 +87,149 @@ def find_students(root: Path, assignment: str) -> list[str]:
     return sorted(p.parent.name for p in submitted.glob(f"*/{assignment}") if p.is_dir())
 
 
-class AssignmentGrader:
-    """Grades submissions of one assignment in one course folder, one at a time."""
+class Coordinator:
+    """One grading run of one assignment in one course folder."""
 
-    def __init__(self, root: Path, assignment: str, options: GradingOptions,
-                 exclusive: bool = False) -> None:
+    def __init__(self, root: Path, assignment: str, options: GradingOptions) -> None:
         self.root = root.resolve()
         self.assignment = assignment
         self.options = options
-        self.exclusive = exclusive
         self.db_url = options.db_url or sqlite_url(self.root / "gradebook.db")
-        self.outcomes = self.root / "grading" / assignment
+        self.recorder = Recorder(self.root, self.db_url, assignment)
 
-    def prepare(self) -> None:
+    def prepare(self) -> AssignmentBundle:
         """Put the assignment (cells, hidden tests, points) into the gradebook."""
-        if not (self.root / "source" / self.assignment / f"{self.assignment}.ipynb").exists():
+        source = self.root / "source" / self.assignment / f"{self.assignment}.ipynb"
+        if not source.exists():
             raise GradingError(f"no source notebook for {self.assignment} in {self.root}/source",
                                remedy="Check the assignment id and --course-dir.")
         generate_release(self.root, self.root / "release", assignments=[self.assignment],
                          db_url=self.db_url)
-        self.outcomes.mkdir(parents=True, exist_ok=True)
+        return AssignmentBundle(self.assignment, source.read_bytes())
 
-    def grade(self, student: str) -> SubmissionResult:
-        outcome_path = self.outcomes / f"{student}.json"
-        if not self.options.force and outcome_path.exists():
-            previous = Outcome.load(outcome_path)
-            if previous.status in FINAL:
-                return self._result(student, Status.ALREADY_GRADED,
-                                    f"previously {previous.status.value}; use --force to regrade")
-        notebook = self.root / "submitted" / student / self.assignment / f"{self.assignment}.ipynb"
-        problem = _unreadable(notebook)
-        if problem:
-            self._record_zero(student)
-            Outcome(status=Status.INVALID, detail=problem).save(outcome_path)
-            return self._result(student, Status.INVALID, problem)
-        outcome_path.unlink(missing_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=f"course-{student}-"))
-        try:
-            result = self._autograde(student, outcome_path, scratch)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-        outcome = Outcome.load(outcome_path) if outcome_path.exists() else None
-        if result["success"] and outcome:
-            if self.options.feedback:
-                generate_feedback(self.root, self.db_url, self.assignment, student)
-            return self._result(student, outcome.status, outcome.detail, outcome.seconds)
-        if outcome is None:
-            # Execution never started: nbgrader rejected the notebook while sanitizing it.
-            detail = "nbgrader could not process the notebook: " + _first_error(result)
-            self._record_zero(student)
-            Outcome(status=Status.INVALID, detail=detail).save(outcome_path)
-            return self._result(student, Status.INVALID, detail)
-        outcome_path.unlink(missing_ok=True)
-        detail = outcome.detail if outcome.status == Status.INFRASTRUCTURE else _first_error(result)
-        return SubmissionResult(student, self.assignment, Status.INFRASTRUCTURE, None,
-                                self._max_score(), detail=detail)
+    def task(self, bundle: AssignmentBundle, student: str, exclusive: bool) -> GradingTask:
+        folder = self.root / "submitted" / student / self.assignment
+        notebook = folder / f"{self.assignment}.ipynb"
+        stamp = folder / "timestamp.txt"
+        return GradingTask(
+            bundle=bundle, student=student,
+            namespace=Namespace.for_submission(self.assignment, student,
+                                               salt=str(self.root)).value,
+            notebook=notebook.read_bytes() if notebook.exists() else b"",
+            timestamp=stamp.read_text().strip() if stamp.exists() else "",
+            cell_timeout=self.options.cell_timeout,
+            submission_timeout=self.options.submission_timeout,
+            exclusive_daemon=exclusive, feedback=self.options.feedback)
 
-    def _autograde(self, student: str, outcome_path: Path, scratch: Path) -> dict:
-        namespace = Namespace.for_submission(self.assignment, student, salt=str(self.root))
-        config = course_config(
-            self.root, self.db_url,
-            Autograde={
-                "sanitize_preprocessors": [ClearOutput, DeduplicateIds, OverwriteKernelspec,
-                                           RestoreDeletedCells, OverwriteCells,
-                                           CheckCellMetadata],
-                "autograde_preprocessors": [ExecuteParameterized, IgnorePattern,
-                                            ClearMetadataPreprocessor, LimitOutput,
-                                            SaveAutoGrades, AssignLatePenalties,
-                                            CheckCellMetadata],
-            },
-            RestoreDeletedCells={"release_notebook": str(
-                self.root / "release" / self.assignment / f"{self.assignment}.ipynb")},
-            ExecuteParameterized={
-                "timeout": self.options.cell_timeout,
-                "submission_timeout": self.options.submission_timeout,
-                "namespace": namespace.value,
-                "exclusive_daemon": self.exclusive,
-                "outcome_file": str(outcome_path),
-                "parameters": {
-                    "NAMESPACE": namespace.value,
-                    "BUSYBOX_IMAGE": settings.BUSYBOX_IMAGE,
-                    "REGISTRY_IMAGE": settings.REGISTRY_IMAGE,
-                    "SCRATCH_DIR": str(scratch),
-                },
-            },
-        )
-        with tools_on_path():
-            return NbGraderAPI(config=config).autograde(self.assignment, student, force=True,
-                                                        create=True)
-
-    def _record_zero(self, student: str) -> None:
-        """Give every graded cell of the submission 0, as nbgrader does for a missing notebook."""
-        with Gradebook(self.db_url) as gradebook:
-            gradebook.update_or_create_student(student)
-            submission = gradebook.update_or_create_submission(self.assignment, student)
-            for notebook in submission.notebooks:
-                for grade in notebook.grades:
-                    grade.auto_score = 0
-                    grade.manual_score = None
-                    grade.needs_manual_grade = False
-            gradebook.db.commit()
-
-    def _max_score(self) -> float:
-        with Gradebook(self.db_url) as gradebook:
-            return gradebook.find_assignment(self.assignment).max_score
-
-    def _result(self, student: str, status: Status, detail: str,
-                seconds: float = 0.0) -> SubmissionResult:
-        with Gradebook(self.db_url) as gradebook:
-            try:
-                submission = gradebook.find_submission(self.assignment, student)
-                score, max_score = submission.score, submission.max_score
-            except MissingEntry:
-                score, max_score = None, gradebook.find_assignment(self.assignment).max_score
-        return SubmissionResult(student, self.assignment, status, score, max_score,
-                                seconds, detail)
-
-
-def _unreadable(path: Path) -> str:
-    """Why the submitted notebook cannot be graded, or "" when it can be read and validated."""
-    if not path.exists():
-        return f"no notebook submitted (expected {path.name})"
-    try:
-        nb = nbformat.read(str(path), as_version=4)
-        nbformat.validate(nb)
-    except Exception as error:  # nbformat raises JSON, validation and reader errors alike
-        return f"not a valid notebook: {str(error).strip().splitlines()[0][:120]}"
-    return ""
-
-
-def _first_error(result: dict) -> str:
-    """The most specific error line nbgrader logged: the exception that started the failure."""
-    text = f"{result.get('log', '')}\n{result.get('error', '')}"
-    for line in text.splitlines():
-        stripped = line.strip()
-        if EXCEPTION_LINE.match(stripped) and "NbGraderException" not in stripped:
-            return stripped[:300]
-    return _last_line(text)
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1][:300] if lines else "unknown error"
+    def summarise(self, result: GradingResult) -> SubmissionResult:
+        score, maximum = self.recorder.score(result.student)
+        if result.status == Status.INFRASTRUCTURE:
+            score = None  # whatever is recorded is from an earlier run, not this one
+        return SubmissionResult(result.student, self.assignment, result.status, score, maximum,
+                                result.seconds, result.detail, result.worker)
 
 
 def grade_assignment(
     root: Path,
     assignment: str,
     options: GradingOptions | None = None,
+    on_start: Callable[[int, int], None] | None = None,
     on_result: Callable[[SubmissionResult], None] | None = None,
-    on_start: Callable[[str, int, int], None] | None = None,
 ) -> BatchResult:
-    """Grade every submission of ``assignment`` under ``root/submitted`` and write the exports."""
-    import docker
+    """Grade the submissions of ``assignment`` under ``root/submitted`` and write the exports.
 
+    ``on_start(to_grade, workers)`` is called once the work is known; ``on_result`` for every
+    submission as it is recorded.
+    """
     options = options or GradingOptions()
-    root = root.resolve()
-    students = options.students or find_students(root, assignment)
+    started = time.monotonic()
+    coordinator = Coordinator(root, assignment, options)
+    bundle = coordinator.prepare()
     batch = BatchResult(assignment)
+    pending = []
+    for student in options.students or find_students(coordinator.root, assignment):
+        previous = None if options.force else coordinator.recorder.previous(student)
+        if previous is None:
+            pending.append(student)
+            continue
+        score, maximum = coordinator.recorder.score(student)
+        done = SubmissionResult(student, assignment, Status.ALREADY_GRADED, score, maximum,
+                                detail=f"previously {previous.status.value}; --force regrades")
+        batch.results.append(done)
+        if on_result:
+            on_result(done)
     with exclusive_grading() as exclusive:
-        batch.exclusive = exclusive
-        grader = AssignmentGrader(root, assignment, options, exclusive=exclusive)
-        grader.prepare()
-        client = docker.from_env()
-        before = Snapshot.take(client)
+        batch.exclusive = exclusive and not options.scheduler
+        pool = (DaskPool(options.scheduler) if options.scheduler
+                else LocalPool(options.workers or default_workers()))
+        batch.workers = pool.workers
+        if on_start:
+            on_start(len(pending), pool.workers)
+        client = None if options.scheduler else docker.from_env()
+        before = Snapshot.take(client) if batch.exclusive else None
         try:
-            for index, student in enumerate(students):
-                if on_start:
-                    on_start(student, index, len(students))
-                result = grader.grade(student)
-                batch.results.append(result)
-                if on_result:
-                    on_result(result)
+            _run(coordinator, pool, bundle, pending, batch, on_result,
+                 exclusive_tasks=batch.exclusive and pool.workers == 1, client=client)
         finally:
-            if exclusive:
-                batch.swept_after_batch = remove_new_since(client, before).total
-            client.close()
-    batch.grades_csv = write_grades_csv(grader.db_url, root / "exports" / "grades.csv")
-    batch.status_csv = write_status_csv(
-        (r.row() for r in batch.results), root / "exports" / f"{assignment}-status.csv")
-    batch.feedback_dir = root / "feedback"
+            pool.close(cancel=True)
+            if client is not None:
+                if before is not None:
+                    batch.swept_after_batch = remove_new_since(client, before).total
+                client.close()
+            _export(coordinator, batch)
+            batch.seconds = round(time.monotonic() - started, 2)
     return batch
+
+
+def _run(coordinator: Coordinator, pool, bundle: AssignmentBundle, pending: list[str],
+         batch: BatchResult, on_result, exclusive_tasks: bool, client) -> None:
+    """Submit every pending student, record results as they come, retry infrastructure errors."""
+    attempts = {student: 0 for student in pending}
+    todo = list(pending)
+    in_flight: dict = {}
+    try:
+        while todo:
+            in_flight = {pool.submit(coordinator.task(bundle, s, exclusive_tasks)): s
+                         for s in todo}
+            todo = []
+            for future in pool.as_completed(in_flight):
+                student = in_flight.pop(future)
+                result = future.result()
+                attempts[student] += 1
+                if (result.status == Status.INFRASTRUCTURE
+                        and attempts[student] <= coordinator.options.retries):
+                    todo.append(student)
+                    continue
+                coordinator.recorder.record(result, coordinator.task(bundle, student,
+                                                                     False).timestamp)
+                summary = coordinator.summarise(result)
+                batch.results.append(summary)
+                if on_result:
+                    on_result(summary)
+            if todo and client is not None:
+                _wait_for_daemon(60)
+    except KeyboardInterrupt:
+        if client is not None:
+            for student in in_flight.values():
+                remove_namespace(client, coordinator.task(bundle, student, False).namespace,
+                                 match_names=True)
+        recorded = sum(1 for r in batch.results if r.status != Status.INFRASTRUCTURE)
+        raise GradingInterrupted(
+            f"interrupted: {recorded} submissions recorded, "
+            f"{len(pending) - recorded} left to grade") from None
+
+
+def _wait_for_daemon(seconds: float) -> None:
+    """Before retrying, give a restarting daemon a bounded chance to come back."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not daemon_answers():
+        time.sleep(1)
+
+
+def _export(coordinator: Coordinator, batch: BatchResult) -> None:
+    root = coordinator.root
+    batch.results.sort(key=lambda r: r.student)
+    batch.grades_csv = write_grades_csv(coordinator.db_url, root / "exports" / "grades.csv")
+    batch.status_csv = write_status_csv((r.row() for r in batch.results),
+                                        root / "exports" / f"{coordinator.assignment}-status.csv")
+    batch.feedback_dir = root / "feedback"

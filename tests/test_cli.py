@@ -20,7 +20,7 @@ def runner():
 def test_grade_turns_flags_into_options(runner, monkeypatch, tmp_path):
     calls = []
 
-    def fake_grade(root, assignment, options, on_start=None):
+    def fake_grade(root, assignment, options, on_start=None, on_result=None):
         calls.append((root, assignment, options))
         return BatchResult(assignment, exclusive=True, grades_csv=tmp_path / "g.csv",
                            status_csv=tmp_path / "s.csv", feedback_dir=tmp_path)
@@ -28,12 +28,13 @@ def test_grade_turns_flags_into_options(runner, monkeypatch, tmp_path):
     monkeypatch.setattr(grading, "grade_assignment", fake_grade)
     result = runner.invoke(cli.main, ["grade", "02-containers", "--course-dir", str(tmp_path),
                                       "--student", "alice", "--student", "bob", "--force",
-                                      "--cell-timeout", "7", "--timeout", "70", "--no-feedback"])
+                                      "--cell-timeout", "7", "--timeout", "70", "--no-feedback",
+                                      "--workers", "3"])
     assert result.exit_code == 0, result.output
     [(root, assignment, options)] = calls
     assert (root, assignment) == (Path(tmp_path), "02-containers")
     assert options.students == ["alice", "bob"] and options.force and not options.feedback
-    assert (options.cell_timeout, options.submission_timeout) == (7, 70)
+    assert (options.cell_timeout, options.submission_timeout, options.workers) == (7, 70, 3)
 
 
 def test_a_course_error_prints_one_error_line_and_the_remedy(runner, monkeypatch):

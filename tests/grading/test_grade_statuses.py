@@ -98,12 +98,15 @@ def test_graded_submissions_are_not_graded_again_unless_forced(course, no_leftov
 
 def test_a_missing_daemon_is_an_infrastructure_error_not_a_zero(course, monkeypatch,
                                                                 tmp_path):
-    b.submit(course, "alice", b.solved(course))
-    from graders.grading import AssignmentGrader
+    from graders.grading import Coordinator
+    from graders.worker import grade_task
 
-    grader = AssignmentGrader(course, b.MINI, FAST)
-    grader.prepare()
+    b.submit(course, "alice", b.solved(course))
+    coordinator = Coordinator(course, b.MINI, FAST)
+    task = coordinator.task(coordinator.prepare(), "alice", exclusive=False)
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing.sock")
-    result = grader.grade("alice")
-    assert result.status == Status.INFRASTRUCTURE and result.score is None
-    assert not (course / "grading" / b.MINI / "alice.json").exists()
+    result = grade_task(task)
+    assert result.status == Status.INFRASTRUCTURE and "DockerException" in result.detail
+    coordinator.recorder.record(result)
+    assert coordinator.recorder.score("alice")[0] is None
+    assert coordinator.recorder.previous("alice") is None

@@ -1,0 +1,90 @@
+"""The coordinator's side of grading: the one place that writes the gradebook and result files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nbgrader.api import Gradebook
+from nbgrader.utils import parse_utc
+
+from .outcome import Outcome, Status
+from .tasks import GradingResult
+
+#: Statuses after which a submission counts as done and is not graded again without --force.
+FINAL = frozenset({Status.GRADED, Status.TIMED_OUT, Status.KERNEL_DIED, Status.INVALID})
+
+
+class Recorder:
+    """Writes results of one assignment into a course folder and its gradebook."""
+
+    def __init__(self, root: Path, db_url: str, assignment: str) -> None:
+        self.root = root
+        self.db_url = db_url
+        self.assignment = assignment
+        self.outcomes = root / "grading" / assignment
+        self.outcomes.mkdir(parents=True, exist_ok=True)
+
+    def outcome_path(self, student: str) -> Path:
+        return self.outcomes / f"{student}.json"
+
+    def previous(self, student: str) -> Outcome | None:
+        """The recorded outcome of an earlier run, if it ended with a final status."""
+        path = self.outcome_path(student)
+        if not path.exists():
+            return None
+        outcome = Outcome.load(path)
+        return outcome if outcome.status in FINAL else None
+
+    def record(self, result: GradingResult, timestamp: str = "") -> None:
+        """Store a final result: grades first, then files, then the outcome that marks it done.
+
+        An infrastructure error records nothing, so the old grades (if any) stay and the next
+        run grades the submission again.
+        """
+        if result.status not in FINAL:
+            return
+        self._write_grades(result, timestamp)
+        self._write_files(result)
+        Outcome(status=result.status, detail=result.detail, namespace=result.namespace,
+                seconds=result.seconds, restored_cells=result.restored_cells,
+                swept=result.swept, sweep_failures=result.sweep_failures,
+                ).save(self.outcome_path(result.student))
+
+    def _write_grades(self, result: GradingResult, timestamp: str) -> None:
+        extra = {"timestamp": parse_utc(timestamp)} if timestamp else {}
+        with Gradebook(self.db_url) as gradebook:
+            gradebook.update_or_create_student(result.student)
+            submission = gradebook.update_or_create_submission(self.assignment, result.student,
+                                                               **extra)
+            scores = {g.name: g for g in result.grades}
+            for notebook in submission.notebooks:
+                for grade in notebook.grades:
+                    cell = scores.get(grade.name)
+                    grade.auto_score = cell.auto_score if cell else 0
+                    grade.needs_manual_grade = (grade.manual_score is not None
+                                                or grade.auto_score is None)
+                for comment in notebook.comments:
+                    comment.auto_comment = result.comments.get(comment.name)
+            gradebook.db.commit()
+
+    def _write_files(self, result: GradingResult) -> None:
+        for step, content in (("autograded", result.autograded),
+                              ("feedback", result.feedback_html)):
+            suffix = "ipynb" if step == "autograded" else "html"
+            path = self.root / step / result.student / self.assignment / \
+                f"{self.assignment}.{suffix}"
+            if content:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.unlink(missing_ok=True)
+                path.write_bytes(content)
+            else:
+                path.unlink(missing_ok=True)
+
+    def score(self, student: str) -> tuple[float | None, float]:
+        """The student's recorded score and the assignment's maximum."""
+        with Gradebook(self.db_url) as gradebook:
+            maximum = gradebook.find_assignment(self.assignment).max_score
+            try:
+                return gradebook.find_submission(self.assignment, student).score, maximum
+            except Exception:  # MissingEntry: nothing recorded yet
+                return None, maximum

@@ -1,0 +1,73 @@
+"""What travels between the grading coordinator and its workers: plain, picklable data.
+
+A task carries everything a worker needs (the assignment's source notebook and the submission's
+bytes), so a worker on another machine with its own Docker daemon can grade it
+without a shared filesystem. A result carries everything the coordinator records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from .outcome import Status
+
+
+@dataclass(frozen=True)
+class AssignmentBundle:
+    """An assignment as a worker needs it: its source notebook (solutions and hidden tests).
+
+    The worker generates the release and a private gradebook from it, once per version.
+    """
+
+    assignment: str
+    source: bytes
+
+    @property
+    def key(self) -> str:
+        """Identifies this exact version, so a worker prepares it once and reuses it."""
+        return f"{self.assignment}-{hashlib.sha256(self.source).hexdigest()[:16]}"
+
+
+@dataclass(frozen=True)
+class GradingTask:
+    """Grade one student's submission of one assignment."""
+
+    bundle: AssignmentBundle
+    student: str
+    namespace: str
+    notebook: bytes
+    timestamp: str = ""
+    cell_timeout: int = 30
+    submission_timeout: int = 300
+    exclusive_daemon: bool = False
+    feedback: bool = True
+
+
+@dataclass
+class CellGrade:
+    """One grade cell's result, as nbgrader's SaveAutoGrades would record it."""
+
+    name: str
+    auto_score: float | None
+    needs_manual_grade: bool
+
+
+@dataclass
+class GradingResult:
+    """How one task ended, with the grades and files the coordinator writes."""
+
+    student: str
+    assignment: str
+    status: Status
+    detail: str = ""
+    seconds: float = 0.0
+    namespace: str = ""
+    grades: list[CellGrade] = field(default_factory=list)
+    comments: dict[str, str | None] = field(default_factory=dict)
+    restored_cells: list[str] = field(default_factory=list)
+    swept: int = 0
+    sweep_failures: list[str] = field(default_factory=list)
+    autograded: bytes = b""
+    feedback_html: bytes = b""
+    worker: str = ""

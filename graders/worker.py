@@ -1,0 +1,213 @@
+"""Grading one task in a worker: nbgrader's autograde in a private course folder.
+
+A worker process (local or on a Dask node) keeps, per assignment version, a private course
+folder with the release and a private gradebook, so nbgrader, the kernel machinery and the
+assignment are set up once per worker, not once per submission. It never writes the course's
+real gradebook: it returns the grades and files, and the coordinator records them.
+"""
+
+from __future__ import annotations
+
+import atexit
+import re
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+import docker
+import nbformat
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader.api import Gradebook
+from nbgrader.apps import NbGraderAPI
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
+    ClearOutput,
+    DeduplicateIds,
+    IgnorePattern,
+    LimitOutput,
+    OverwriteCells,
+    OverwriteKernelspec,
+    SaveAutoGrades,
+)
+
+from . import settings
+from .feedback import generate_feedback
+from .nbgrader_env import course_config, sqlite_url, tools_on_path
+from .outcome import Outcome, Status
+from .preprocessors import ExecuteParameterized, RestoreDeletedCells
+from .release import generate_release
+from .sweep import remove_namespace
+from .tasks import CellGrade, GradingResult, GradingTask
+
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_.]*(Error|Exception)\b.*:")
+
+_prepared: dict[str, Path] = {}
+_workdir: Path | None = None
+
+
+def warm_up() -> None:
+    """Import the heavy machinery once, when a worker process starts."""
+    import docker  # noqa: F401
+    import nbclient  # noqa: F401
+    import papermill.parameterize  # noqa: F401
+
+
+def grade_task(task: GradingTask) -> GradingResult:
+    """Grade one submission; never raises: a failure of the machinery is a result too."""
+    try:
+        return _grade(task)
+    except Exception as error:  # reported as an infrastructure error, never as a zero
+        return GradingResult(task.student, task.bundle.assignment, Status.INFRASTRUCTURE,
+                             detail=f"{type(error).__name__}: {error}"[:300],
+                             namespace=task.namespace, worker=socket.gethostname())
+
+
+def _private_root() -> Path:
+    global _workdir
+    if _workdir is None:
+        _workdir = Path(tempfile.mkdtemp(prefix="docker-course-worker-"))
+        atexit.register(shutil.rmtree, _workdir, ignore_errors=True)
+    return _workdir
+
+
+def _prepare(task: GradingTask) -> Path:
+    """The private course folder for this assignment version, made on first use."""
+    bundle = task.bundle
+    if bundle.key not in _prepared:
+        root = _private_root() / bundle.key
+        source = root / "source" / bundle.assignment / f"{bundle.assignment}.ipynb"
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_bytes(bundle.source)
+        generate_release(root, root / "release", assignments=[bundle.assignment],
+                         db_url=sqlite_url(root / "gradebook.db"))
+        _prepared[bundle.key] = root
+    return _prepared[bundle.key]
+
+
+def _grade(task: GradingTask) -> GradingResult:
+    assignment, student = task.bundle.assignment, task.student
+    root = _prepare(task)
+    db_url = sqlite_url(root / "gradebook.db")
+    result = GradingResult(student, assignment, Status.INVALID, namespace=task.namespace,
+                           worker=socket.gethostname())
+    submitted = root / "submitted" / student / assignment
+    notebook = submitted / f"{assignment}.ipynb"
+    submitted.mkdir(parents=True, exist_ok=True)
+    notebook.write_bytes(task.notebook)
+    if task.timestamp:
+        (submitted / "timestamp.txt").write_text(task.timestamp)
+    problem = unreadable(notebook)
+    if problem:
+        result.detail = problem
+        _forget(root, student)
+        return result
+    client = docker.from_env()
+    try:
+        remove_namespace(client, task.namespace, match_names=True)  # a killed earlier run's
+    finally:
+        client.close()
+    outcome_path = root / "outcomes" / f"{student}.json"
+    outcome_path.parent.mkdir(exist_ok=True)
+    outcome_path.unlink(missing_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f"course-{task.namespace}-"))
+    try:
+        with tools_on_path():
+            api = NbGraderAPI(config=_autograde_config(task, root, db_url, outcome_path, scratch))
+            run = api.autograde(assignment, student, force=True, create=True)
+        outcome = Outcome.load(outcome_path) if outcome_path.exists() else None
+        if outcome is None:
+            # Execution never started: nbgrader rejected the notebook while sanitizing it.
+            result.detail = "nbgrader could not process the notebook: " + first_error(run)
+            return result
+        _copy_outcome(outcome, result)
+        if not run["success"]:
+            result.status = Status.INFRASTRUCTURE
+            if outcome.status != Status.INFRASTRUCTURE:
+                result.detail = first_error(run)
+            return result
+        result.grades, result.comments = _read_grades(db_url, assignment, student)
+        graded = root / "autograded" / student / assignment / f"{assignment}.ipynb"
+        result.autograded = graded.read_bytes()
+        if task.feedback:
+            folder = generate_feedback(root, db_url, assignment, student)
+            page = folder / f"{assignment}.html" if folder else None
+            result.feedback_html = page.read_bytes() if page and page.exists() else b""
+        return result
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        _forget(root, student)
+
+
+def _copy_outcome(outcome: Outcome, result: GradingResult) -> None:
+    result.status, result.detail, result.seconds = outcome.status, outcome.detail, outcome.seconds
+    result.restored_cells = outcome.restored_cells
+    result.swept, result.sweep_failures = outcome.swept, outcome.sweep_failures
+
+
+def _forget(root: Path, student: str) -> None:
+    """Drop the student's private files; the coordinator keeps what matters."""
+    for step in ("submitted", "autograded", "feedback"):
+        shutil.rmtree(root / step / student, ignore_errors=True)
+
+
+def _autograde_config(task: GradingTask, root: Path, db_url: str, outcome_path: Path,
+                      scratch: Path):
+    assignment = task.bundle.assignment
+    return course_config(
+        root, db_url,
+        Autograde={
+            "sanitize_preprocessors": [ClearOutput, DeduplicateIds, OverwriteKernelspec,
+                                       RestoreDeletedCells, OverwriteCells, CheckCellMetadata],
+            "autograde_preprocessors": [ExecuteParameterized, IgnorePattern,
+                                        ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
+                                        AssignLatePenalties, CheckCellMetadata],
+        },
+        RestoreDeletedCells={"release_notebook": str(
+            root / "release" / assignment / f"{assignment}.ipynb")},
+        ExecuteParameterized={
+            "timeout": task.cell_timeout,
+            "submission_timeout": task.submission_timeout,
+            "namespace": task.namespace,
+            "exclusive_daemon": task.exclusive_daemon,
+            "outcome_file": str(outcome_path),
+            "parameters": {
+                "NAMESPACE": task.namespace,
+                "BUSYBOX_IMAGE": settings.BUSYBOX_IMAGE,
+                "REGISTRY_IMAGE": settings.REGISTRY_IMAGE,
+                "SCRATCH_DIR": str(scratch),
+            },
+        },
+    )
+
+
+def _read_grades(db_url: str, assignment: str, student: str):
+    with Gradebook(db_url) as gradebook:
+        notebook = gradebook.find_submission_notebook(assignment, assignment, student)
+        grades = [CellGrade(g.name, g.auto_score, g.needs_manual_grade) for g in notebook.grades]
+        comments = {c.name: c.auto_comment for c in notebook.comments}
+    return grades, comments
+
+
+def unreadable(path: Path) -> str:
+    """Why the submitted notebook cannot be graded, or "" when it can be read and validated."""
+    if not path.exists():
+        return f"no notebook submitted (expected {path.name})"
+    try:
+        nb = nbformat.read(str(path), as_version=4)
+        nbformat.validate(nb)
+    except Exception as error:  # nbformat raises JSON, validation and reader errors alike
+        return f"not a valid notebook: {str(error).strip().splitlines()[0][:120]}"
+    return ""
+
+
+def first_error(run: dict) -> str:
+    """The most specific error line nbgrader logged: the exception that started the failure."""
+    text = f"{run.get('log', '')}\n{run.get('error', '')}"
+    for line in text.splitlines():
+        stripped = line.strip()
+        if EXCEPTION_LINE.match(stripped) and "NbGraderException" not in stripped:
+            return stripped[:300]
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "unknown error"
