@@ -9,6 +9,7 @@ real gradebook: it returns the grades and files, and the coordinator records the
 from __future__ import annotations
 
 import atexit
+import json
 import re
 import shutil
 import socket
@@ -192,12 +193,15 @@ def _read_grades(db_url: str, assignment: str, student: str):
 
 def unreadable(path: Path) -> str:
     """Why the submitted notebook cannot be graded, or "" when it can be read and validated."""
-    if not path.exists():
+    if not path.exists() or path.stat().st_size == 0:
         return f"no notebook submitted (expected {path.name})"
     try:
-        nb = nbformat.read(str(path), as_version=4)
-        nbformat.validate(nb)
-    except Exception as error:  # nbformat raises JSON, validation and reader errors alike
+        json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        return f"not valid JSON ({error})"
+    try:
+        nbformat.validate(nbformat.read(str(path), as_version=4))
+    except Exception as error:  # nbformat raises reader and validation errors alike
         return f"not a valid notebook: {str(error).strip().splitlines()[0][:120]}"
     return ""
 
