@@ -10,7 +10,7 @@ demo: setup
 	$(VENV)/bin/course demo
 
 test: setup
-	$(VENV)/bin/pytest
+	COURSE_TEST_POSTGRES_URL="$$(./scripts/start-postgres)" $(VENV)/bin/pytest
 
 setup: $(STAMP)
 	$(VENV)/bin/course setup

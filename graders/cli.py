@@ -277,3 +277,21 @@ def demo(work_dir: Path | None, log_dir: Path | None) -> None:
         bar.stop()
     _print_batch(batch)
     console.print(f"gradebook: {work / 'gradebook.db'}")
+
+
+@main.command()
+@click.option("--course-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="The course folder [default: repo].")
+@click.option("--db", default=None, help="Gradebook SQLAlchemy URL [default: SQLite there].")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Where to write the page [default: exports/report.html].")
+@reports_errors
+def report(course_dir: Path | None, db: str | None, out: Path | None) -> None:
+    """Write an HTML report: score distributions, pass rate per cell, common failures."""
+    from .nbgrader_env import sqlite_url
+    from .report import write_report
+
+    root = (course_dir or project_root()).resolve()
+    path = write_report(root, db or sqlite_url(root / "gradebook.db"),
+                        out or root / "exports" / "report.html")
+    console.print(f"report: {path}")

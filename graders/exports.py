@@ -1,14 +1,17 @@
-"""Writing grades out of the gradebook: nbgrader's CSV and the course's status table."""
+"""Writing grades out of the gradebook: nbgrader's CSV, the status table, Gradescope files."""
 
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
+import nbformat
 from nbgrader.api import Gradebook
 from nbgrader.plugins import CsvExportPlugin
 
+HIDDEN_MARKER = "### BEGIN HIDDEN TESTS"
 STATUS_COLUMNS = ("student_id", "assignment", "status", "score", "max_score", "seconds", "detail")
 
 
@@ -29,3 +32,61 @@ def write_status_csv(rows: Iterable[dict], path: Path) -> Path:
         for row in rows:
             writer.writerow(row)
     return path
+
+
+def failure_message(cell) -> str:
+    """A failed grade cell's error as ``Name: message``, never with the code around it."""
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            return f"{output.get('ename', 'Error')}: {output.get('evalue', '')}".strip()
+    return ""
+
+
+def gradescope_results(autograded: nbformat.NotebookNode, grades: dict[str, tuple],
+                       status: str, detail: str, seconds: float) -> dict:
+    """A Gradescope ``results.json`` for one submission.
+
+    Each grade cell is one test. A cell that contains hidden tests is marked ``hidden``; its
+    output is the error's name and message only, so no hidden code is shown.
+    """
+    tests = []
+    for cell in autograded.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if not meta.get("grade") or meta.get("grade_id") not in grades:
+            continue
+        score, max_score = grades[meta["grade_id"]]
+        hidden = HIDDEN_MARKER in cell.source
+        tests.append({
+            "name": meta["grade_id"],
+            "score": score or 0.0,
+            "max_score": max_score,
+            "status": "passed" if score == max_score else "failed",
+            "visibility": "hidden" if hidden else "visible",
+            "output": "" if score == max_score else failure_message(cell),
+        })
+    return {
+        "score": sum(t["score"] for t in tests),
+        "execution_time": round(seconds),
+        "output": f"Grading status: {status}" + (f" ({detail})" if detail else ""),
+        "visibility": "visible",
+        "tests": tests,
+    }
+
+
+def write_gradescope(root: Path, db_url: str, assignment: str, rows: Iterable[dict]) -> Path:
+    """``exports/gradescope/<assignment>/<student>/results.json`` for every graded submission."""
+    out = root / "exports" / "gradescope" / assignment
+    with Gradebook(db_url) as gradebook:
+        for row in rows:
+            student = row["student_id"]
+            path = root / "autograded" / student / assignment / f"{assignment}.ipynb"
+            if not path.exists():
+                continue
+            notebook = gradebook.find_submission_notebook(assignment, assignment, student)
+            grades = {g.name: (g.score, g.max_score) for g in notebook.grades}
+            results = gradescope_results(nbformat.read(str(path), as_version=4), grades,
+                                         row["status"], row["detail"], row["seconds"])
+            target = out / student / "results.json"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(json.dumps(results, indent=2))
+    return out

@@ -19,7 +19,7 @@ from . import settings
 from .daemon import daemon_answers
 from .daemon_lock import exclusive_grading
 from .errors import GradingError
-from .exports import write_grades_csv, write_status_csv
+from .exports import write_grades_csv, write_gradescope, write_status_csv
 from .namespace import Namespace
 from .nbgrader_env import sqlite_url
 from .outcome import Status
@@ -68,6 +68,7 @@ class BatchResult:
     results: list[SubmissionResult] = field(default_factory=list)
     grades_csv: Path | None = None
     status_csv: Path | None = None
+    gradescope_dir: Path | None = None
     feedback_dir: Path | None = None
     exclusive: bool = False
     workers: int = 0
@@ -230,6 +231,9 @@ def _export(coordinator: Coordinator, batch: BatchResult) -> None:
     root = coordinator.root
     batch.results.sort(key=lambda r: r.student)
     batch.grades_csv = write_grades_csv(coordinator.db_url, root / "exports" / "grades.csv")
-    batch.status_csv = write_status_csv((r.row() for r in batch.results),
+    rows = [r.row() for r in batch.results]
+    batch.status_csv = write_status_csv(rows,
                                         root / "exports" / f"{coordinator.assignment}-status.csv")
+    batch.gradescope_dir = write_gradescope(root, coordinator.db_url, coordinator.assignment,
+                                            rows)
     batch.feedback_dir = root / "feedback"

@@ -12,8 +12,11 @@ import atexit
 import json
 import re
 import shutil
+import signal
 import socket
+import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import docker
@@ -49,10 +52,23 @@ _workdir: Path | None = None
 
 
 def warm_up() -> None:
-    """Import the heavy machinery once, when a worker process starts."""
-    import docker  # noqa: F401
+    """Import the heavy machinery once when a worker process starts, and die with the parent.
+
+    A coordinator killed outright must not leave workers grading for nobody: the next run
+    regrades their submissions, first sweeping whatever their namespaces left behind.
+    """
     import nbclient  # noqa: F401
     import papermill.parameterize  # noqa: F401
+    from sqlalchemy.exc import SAWarning
+
+    # nbgrader's gradebook code trips SQLAlchemy 2 autoflush warnings that mean nothing here.
+    warnings.filterwarnings("ignore", category=SAWarning)
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def grade_task(task: GradingTask) -> GradingResult:
