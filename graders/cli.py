@@ -295,3 +295,22 @@ def report(course_dir: Path | None, db: str | None, out: Path | None) -> None:
     path = write_report(root, db or sqlite_url(root / "gradebook.db"),
                         out or root / "exports" / "report.html")
     console.print(f"report: {path}")
+
+
+@main.command()
+@click.option("--course-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="The course repository [default: this one].")
+@click.option("--notebook", "notebooks", multiple=True, help="Check only these assignments.")
+@click.option("--no-grading", is_flag=True,
+              help="Skip grading the solution and the release (fast checks only).")
+@reports_errors
+def validate(course_dir: Path | None, notebooks: tuple[str, ...], no_grading: bool) -> None:
+    """Check the course as its CI should; exit 1 with a list of problems naming each cell."""
+    from .validate import validate as run_checks
+
+    problems = run_checks((course_dir or project_root()).resolve(), list(notebooks) or None,
+                          grading=not no_grading, on_step=_step)
+    for problem in problems:
+        console.print(f"[red]problem[/] {problem}")
+    console.print("the course is valid" if not problems else f"{len(problems)} problems")
+    sys.exit(1 if problems else 0)

@@ -1,0 +1,208 @@
+"""`course validate`: what a course repository's CI checks, each problem naming its cell.
+
+The checks: source notebooks have cleared outputs and sound nbgrader metadata, every syllabus
+item has a graded exercise that makes its call, the generated trees are fresh, and, graded for
+real, each reference solution runs clean and earns full marks while the untouched release earns
+nothing in every grade cell.
+"""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbgrader.api import Gradebook
+
+from . import manifest
+from .grading import GradingOptions, grade_assignment
+from .nbgrader_env import sqlite_url
+from .release import generate_release, source_assignments, stale_files
+from .samples import SampleMaker
+
+MIN_EXERCISES, MIN_POINTS = 5, 10
+
+
+@dataclass(frozen=True)
+class Problem:
+    notebook: str
+    cell: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.notebook}:{self.cell}" if self.cell else self.notebook
+        return f"{where}: {self.message}"
+
+
+def _source(root: Path, assignment: str) -> nbformat.NotebookNode:
+    return nbformat.read(str(root / "source" / assignment / f"{assignment}.ipynb"), as_version=4)
+
+
+def _meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def check_outputs_cleared(root: Path, assignment: str) -> list[Problem]:
+    return [Problem(assignment, cell.get("id", f"#{i}"), "has outputs or an execution count")
+            for i, cell in enumerate(_source(root, assignment).cells)
+            if cell.cell_type == "code" and (cell.outputs or cell.execution_count)]
+
+
+def check_metadata(root: Path, assignment: str) -> list[Problem]:
+    """Cell ids and nbgrader metadata the grading pipeline relies on."""
+    nb, problems = _source(root, assignment), []
+    ids = [cell.get("id") for cell in nb.cells]
+    for cell_id in {i for i in ids if ids.count(i) > 1 or not i}:
+        problems.append(Problem(assignment, str(cell_id), "cell id missing or repeated"))
+    grade_ids = [_meta(c)["grade_id"] for c in nb.cells if _meta(c).get("grade_id")]
+    for grade_id in {g for g in grade_ids if grade_ids.count(g) > 1}:
+        problems.append(Problem(assignment, grade_id, "grade_id repeated"))
+    parameters = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    if len(parameters) != 1 or _meta(parameters[0]).get("grade_id") != "parameters" \
+            or not _meta(parameters[0]).get("locked"):
+        problems.append(Problem(assignment, "parameters", "needs exactly one locked cell tagged "
+                                "`parameters` with grade_id `parameters`"))
+    for cell in nb.cells:
+        meta, name = _meta(cell), _meta(cell).get("grade_id", cell.get("id"))
+        if meta.get("grade"):
+            if not meta.get("points"):
+                problems.append(Problem(assignment, name, "grade cell without points"))
+            if not meta.get("locked"):
+                problems.append(Problem(assignment, name, "grade cell is not locked"))
+            if cell.cell_type == "code" and _ends_with_number(cell.source):
+                problems.append(Problem(assignment, name, "ends with a bare number, which "
+                                        "nbgrader reads as partial credit"))
+        if meta.get("solution") and cell.cell_type == "code" and (
+                "### BEGIN SOLUTION" not in cell.source or "### END SOLUTION" not in cell.source):
+            problems.append(Problem(assignment, name, "solution cell without solution markers"))
+    return problems
+
+
+def _ends_with_number(source: str) -> bool:
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return False
+    return bool(body) and isinstance(body[-1], ast.Expr) and isinstance(
+        body[-1].value, ast.Constant) and isinstance(body[-1].value.value, (int, float))
+
+
+def exercise_for(nb: nbformat.NotebookNode, item_id: str):
+    """The solution and test cells of the exercise covering ``item_id``, or (None, None).
+
+    That is `<item>-solution` / `<item>-tests`, or an `<x>-solution` cell listing the item in
+    its `docker_course.items` metadata, with its `<x>-tests`.
+    """
+    cells = {_meta(c)["grade_id"]: c for c in nb.cells if _meta(c).get("grade_id")}
+    for grade_id, cell in cells.items():
+        covers = cell.metadata.get("docker_course", {}).get("items", [])
+        if grade_id == f"{item_id}-solution" or (grade_id.endswith("-solution")
+                                                 and item_id in covers):
+            return cell, cells.get(grade_id.removesuffix("-solution") + "-tests")
+    return None, None
+
+
+def check_syllabus(root: Path, assignment: str) -> list[Problem]:
+    """Every item has a graded exercise whose solution makes its call; enough exercises."""
+    nb, problems = _source(root, assignment), []
+    for item in manifest.entry(assignment).items:
+        solution, tests = exercise_for(nb, item.id)
+        if solution is None or not _meta(solution).get("solution"):
+            problems.append(Problem(assignment, f"{item.id}-solution", "no exercise covers "
+                                    f"syllabus item `{item.id}` ({item.command})"))
+            continue
+        if not any(use in solution.source for use in item.solution_uses):
+            problems.append(Problem(assignment, _meta(solution)["grade_id"], f"the solution "
+                                    f"makes none of {list(item.solution_uses)} for `{item.id}`"))
+        if tests is None or not _meta(tests).get("points"):
+            problems.append(Problem(assignment, _meta(solution)["grade_id"],
+                                    f"no grade cell with points for `{item.id}`"))
+    grades = [_meta(c) for c in nb.cells if _meta(c).get("grade")]
+    if len(grades) < MIN_EXERCISES or sum(g.get("points", 0) for g in grades) < MIN_POINTS:
+        problems.append(Problem(assignment, "", f"needs at least {MIN_EXERCISES} graded "
+                                f"exercises and {MIN_POINTS} points"))
+    return problems
+
+
+@dataclass
+class EditionGrades:
+    """Per-cell scores of the solved and the untouched edition, and the solved notebook."""
+
+    solution: dict[str, tuple[float, float]]
+    release: dict[str, tuple[float, float]]
+    statuses: dict[str, str]
+    solved_notebook: nbformat.NotebookNode | None
+
+
+def grade_editions(root: Path, assignment: str, workdir: Path,
+                   options: GradingOptions | None = None) -> EditionGrades:
+    """Grade the reference solution (as a student would hand it in) and the untouched release."""
+    course = workdir / assignment
+    shutil.copytree(root / "source" / assignment, course / "source" / assignment)
+    generate_release(course, course / "release", assignments=[assignment])
+    maker = SampleMaker(_source(course, assignment), nbformat.read(
+        str(course / "release" / assignment / f"{assignment}.ipynb"), as_version=4))
+    for student, nb in (("solution", maker.solved(set(maker.items))),
+                        ("release", maker.release)):
+        path = course / "submitted" / student / assignment / f"{assignment}.ipynb"
+        path.parent.mkdir(parents=True)
+        nbformat.write(nb, str(path))
+    batch = grade_assignment(course, assignment, options or GradingOptions(feedback=False))
+    with Gradebook(sqlite_url(course / "gradebook.db")) as gradebook:
+        cells = {student: {g.name: (g.score, g.max_score) for g in gradebook
+                           .find_submission_notebook(assignment, assignment, student).grades}
+                 for student in ("solution", "release")}
+    solved_path = course / "autograded" / "solution" / assignment / f"{assignment}.ipynb"
+    solved = nbformat.read(str(solved_path), as_version=4) if solved_path.exists() else None
+    return EditionGrades(cells["solution"], cells["release"],
+                         {r.student: f"{r.status.value} {r.detail}".strip()
+                          for r in batch.results}, solved)
+
+
+def check_grading(root: Path, assignment: str, workdir: Path) -> list[Problem]:
+    """The solution runs clean and earns every point; the release earns none in any cell."""
+    graded, problems = grade_editions(root, assignment, workdir), []
+    if not graded.statuses.get("solution", "").startswith("graded"):
+        problems.append(Problem(assignment, "", f"grading the solution ended "
+                                f"{graded.statuses.get('solution')}"))
+    if graded.solved_notebook is not None:
+        for cell in graded.solved_notebook.cells:
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error" or output.get("name") == "stderr":
+                    what = output.get("ename") or "stderr"
+                    text = output.get("evalue") or output.get("text", "")
+                    problems.append(Problem(assignment, _meta(cell).get("grade_id")
+                                            or cell.get("id", ""),
+                                            f"the solution writes {what}: {text[:200]}"))
+    for name, (score, top) in graded.solution.items():
+        if score != top:
+            problems.append(Problem(assignment, name, f"fails on the solution ({score}/{top})"))
+    for name, (score, _) in graded.release.items():
+        if score:
+            problems.append(Problem(assignment, name, "passes on the unsolved release version"))
+    return problems
+
+
+def validate(root: Path, assignments: list[str] | None = None, grading: bool = True,
+             on_step: Callable[[str], None] | None = None) -> list[Problem]:
+    """Run every check on the course repository ``root``; return the problems found."""
+    step = on_step or (lambda _message: None)
+    assignments = assignments or source_assignments(root)
+    problems: list[Problem] = []
+    for assignment in assignments:
+        step(f"checking {assignment}")
+        for check in (check_outputs_cleared, check_metadata, check_syllabus):
+            problems += check(root, assignment)
+    step("checking that release/, notebooks/ and the samples are fresh")
+    problems += [Problem("generated", "", f"{path}: stale, run `course release`")
+                 for path in stale_files(root)]
+    if grading:
+        with tempfile.TemporaryDirectory(prefix="course-validate-") as workdir:
+            for assignment in assignments:
+                step(f"grading the solution and the release of {assignment}")
+                problems += check_grading(root, assignment, Path(workdir))
+    return problems
