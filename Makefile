@@ -10,10 +10,14 @@ demo: setup
 	$(VENV)/bin/course demo
 
 test: setup
+	./scripts/install-test-tools
 	COURSE_TEST_POSTGRES_URL="$$(./scripts/start-postgres)" $(VENV)/bin/pytest
 
 setup: $(STAMP)
 	$(VENV)/bin/course setup
+
+lab: setup
+	$(VENV)/bin/course lab
 
 release: $(STAMP)
 	$(VENV)/bin/course release

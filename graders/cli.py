@@ -314,3 +314,28 @@ def validate(course_dir: Path | None, notebooks: tuple[str, ...], no_grading: bo
         console.print(f"[red]problem[/] {problem}")
     console.print("the course is valid" if not problems else f"{len(problems)} problems")
     sys.exit(1 if problems else 0)
+
+
+@main.command()
+@click.option("--port", default=8888, show_default=True, help="Port on 127.0.0.1.")
+@click.option("--check/--no-check", default=True, show_default=True,
+              help="Check the daemon and the course images first.")
+def lab(port: int, check: bool) -> None:
+    """Open the self-paced notebooks in JupyterLab, after checking Docker is ready."""
+    import os
+    import secrets
+
+    from .doctor import preflight
+    from .jupyter import lab_command, lab_url
+
+    if check:
+        problems = preflight()
+        for problem in problems:
+            console.print(f"[bold red]ERROR[/] {problem.name}: {problem.detail}")
+            console.print(f"[dim]what to do:[/] {problem.remedy}")
+        if problems:
+            sys.exit(1)
+    token = secrets.token_hex(16)
+    console.print(f"JupyterLab: {lab_url(port, token)}")
+    command = lab_command(project_root() / "notebooks", port, token)
+    os.execv(command[0], command)

@@ -138,3 +138,9 @@ def _alembic() -> Check:
         return Check("alembic beside Python", False, f"no alembic beside {sys.executable}",
                      f"`{sys.executable} -m pip install alembic` (nbgrader needs it).")
     return Check("alembic beside Python", True, str(ours))
+
+
+def preflight(timeout: float = 5) -> list[Check]:
+    """The failing checks that stop a learner's session: no daemon, or a course image missing."""
+    return [check for check in _docker_checks(timeout)
+            if not check.ok and (check.name == "Docker daemon" or check.name.startswith("Image"))]

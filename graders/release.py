@@ -26,6 +26,7 @@ from .settings import DEMO_ASSIGNMENT
 #: Trees generated from source/, relative to the repository root.
 GENERATED_TREES = ("release", "notebooks", "examples/submissions")
 SELF_CHECK_TAG = "self-check"
+SELF_CHECK_PASSED = "Self-check passed:"
 TABLE_START, TABLE_END = "<!-- notebooks:start -->", "<!-- notebooks:end -->"
 START_PAGE = "00-start-here.ipynb"
 
@@ -80,14 +81,26 @@ def generate_release(root: Path, release_dir: Path, assignments: list[str] | Non
 
 
 def self_paced(release_notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The self-paced edition of one released notebook."""
+    """The self-paced edition of one released notebook.
+
+    Each check cell is tagged as a self-check and ends by saying, in plain words, that its
+    checks passed and which exercise comes next; a failed check already says what is wrong.
+    """
     nb = nbformat.from_dict(json.loads(json.dumps(release_notebook)))
+    checks = [cell for cell in nb.cells if cell.cell_type == "code"
+              and cell.get("metadata", {}).get("nbgrader", {}).get("grade")]
+    names = [cell.metadata["nbgrader"]["grade_id"].removesuffix("-tests") for cell in checks]
+    for index, cell in enumerate(checks):
+        following = (f"next, the exercise `{names[index + 1]}`" if index + 1 < len(names)
+                     else "that was the last exercise: read the key points")
+        cell.source = cell.source.rstrip() + (
+            f"\n\nprint(\"{SELF_CHECK_PASSED} {names[index]}: every check here passed; "
+            f"{following}.\")")
+        tags = cell.metadata.setdefault("tags", [])
+        if SELF_CHECK_TAG not in tags:
+            tags.append(SELF_CHECK_TAG)
     for cell in nb.cells:
-        meta = cell.get("metadata", {}).pop("nbgrader", None)
-        if meta and meta.get("grade") and cell.cell_type == "code":
-            tags = cell.metadata.setdefault("tags", [])
-            if SELF_CHECK_TAG not in tags:
-                tags.append(SELF_CHECK_TAG)
+        cell.get("metadata", {}).pop("nbgrader", None)
     nb.metadata.pop("nbgrader", None)
     return nb
 

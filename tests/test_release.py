@@ -11,6 +11,7 @@ from conftest import ROOT
 from graders import manifest
 from graders.errors import ReleaseError
 from graders.release import (
+    SELF_CHECK_PASSED,
     SELF_CHECK_TAG,
     _differences,
     readme_with_table,
@@ -47,6 +48,8 @@ def test_self_paced_edition_drops_grading_bookkeeping_and_tags_self_checks(assig
               and c.cell_type == "code"]
     tagged = [c for c in edition.cells if SELF_CHECK_TAG in c.metadata.get("tags", [])]
     assert len(tagged) == len(graded) > 0
+    assert all(c.source.rstrip().endswith('.")') and SELF_CHECK_PASSED in c.source
+               for c in tagged)
     assert [c.id for c in edition.cells] == [c.id for c in released.cells]
 
 
