@@ -27,6 +27,8 @@ class Outcome:
     detail: str = ""
     namespace: str = ""
     seconds: float = 0.0
+    #: The whole grading of the submission in its worker: sanitize, execute, record, feedback.
+    wall_seconds: float = 0.0
     restored_cells: list[str] = field(default_factory=list)
     swept: int = 0
     sweep_failures: list[str] = field(default_factory=list)

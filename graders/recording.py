@@ -46,7 +46,8 @@ class Recorder:
         self._write_grades(result, timestamp)
         self._write_files(result)
         Outcome(status=result.status, detail=result.detail, namespace=result.namespace,
-                seconds=result.seconds, restored_cells=result.restored_cells,
+                seconds=result.seconds, wall_seconds=result.wall_seconds,
+                restored_cells=result.restored_cells,
                 swept=result.swept, sweep_failures=result.sweep_failures,
                 ).save(self.outcome_path(result.student))
 

@@ -62,6 +62,7 @@ class GradingResult:
     status: Status
     detail: str = ""
     seconds: float = 0.0
+    wall_seconds: float = 0.0
     namespace: str = ""
     grades: list[CellGrade] = field(default_factory=list)
     comments: dict[str, str | None] = field(default_factory=dict)

@@ -16,6 +16,7 @@ import signal
 import socket
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -73,12 +74,15 @@ def warm_up() -> None:
 
 def grade_task(task: GradingTask) -> GradingResult:
     """Grade one submission; never raises: a failure of the machinery is a result too."""
+    started = time.monotonic()
     try:
-        return _grade(task)
+        result = _grade(task)
     except Exception as error:  # reported as an infrastructure error, never as a zero
-        return GradingResult(task.student, task.bundle.assignment, Status.INFRASTRUCTURE,
-                             detail=f"{type(error).__name__}: {error}"[:300],
-                             namespace=task.namespace, worker=socket.gethostname())
+        result = GradingResult(task.student, task.bundle.assignment, Status.INFRASTRUCTURE,
+                               detail=f"{type(error).__name__}: {error}"[:300],
+                               namespace=task.namespace, worker=socket.gethostname())
+    result.wall_seconds = round(time.monotonic() - started, 2)
+    return result
 
 
 def _private_root() -> Path:
