@@ -136,11 +136,13 @@ def grade_assignment(
     options: GradingOptions | None = None,
     on_start: Callable[[int, int], None] | None = None,
     on_result: Callable[[SubmissionResult], None] | None = None,
+    pool: LocalPool | DaskPool | None = None,
 ) -> BatchResult:
     """Grade the submissions of ``assignment`` under ``root/submitted`` and write the exports.
 
     ``on_start(to_grade, workers)`` is called once the work is known; ``on_result`` for every
-    submission as it is recorded.
+    submission as it is recorded. A ``pool`` passed in is used and left open, so several
+    assignments can share warm workers; otherwise one is made from the options and closed.
     """
     options = options or GradingOptions()
     started = time.monotonic()
@@ -161,8 +163,10 @@ def grade_assignment(
             on_result(done)
     with exclusive_grading() as exclusive:
         batch.exclusive = exclusive and not options.scheduler
-        pool = (DaskPool(options.scheduler) if options.scheduler
-                else LocalPool(options.workers or default_workers()))
+        own_pool = pool is None
+        if own_pool:
+            pool = (DaskPool(options.scheduler) if options.scheduler
+                    else LocalPool(options.workers or default_workers()))
         batch.workers = pool.workers
         if on_start:
             on_start(len(pending), pool.workers)
@@ -172,7 +176,8 @@ def grade_assignment(
             _run(coordinator, pool, bundle, pending, batch, on_result,
                  exclusive_tasks=batch.exclusive and pool.workers == 1, client=client)
         finally:
-            pool.close(cancel=True)
+            if own_pool:
+                pool.close(cancel=True)
             if client is not None:
                 if before is not None:
                     batch.swept_after_batch = remove_new_since(client, before).total

@@ -119,11 +119,29 @@ def _remove_objects(
     for name in volumes:
         _remove(lambda v=name: api.remove_volume(v, force=True), name, removed.volumes,
                 removed.failures)
-    protected = course_image_ids(client)
-    for iid in images - protected:
-        _remove(lambda i=iid: api.remove_image(i, force=True), iid.removeprefix("sha256:")[:12],
-                removed.images, removed.failures)
+    _remove_images(client, images - course_image_ids(client), removed)
     return removed
+
+
+def _remove_images(client: docker.DockerClient, images: set[str], removed: Removed) -> None:
+    """Remove images children first: a parent with a child left cannot be removed, even forced.
+
+    Newest first usually puts children before parents; further passes take what a child still
+    held back (a parent and child built in the same second).
+    """
+    api = client.api
+    created = {i["Id"]: i.get("Created", 0) for i in api.images(all=True)}
+    pending = sorted(images, key=lambda i: created.get(i, 0), reverse=True)
+    for _ in range(3):
+        failures: list[str] = []
+        for iid in pending:
+            _remove(lambda i=iid: api.remove_image(i, force=True), iid.removeprefix("sha256:")[:12],
+                    removed.images, failures)
+        left = {i for i in pending if i in {x["Id"] for x in api.images(all=True)}}
+        if not left or len(left) == len(pending):
+            removed.failures.extend(failures)
+            return
+        pending = [i for i in pending if i in left]
 
 
 def _remove_network(api, network_id: str) -> None:

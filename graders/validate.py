@@ -21,6 +21,7 @@ from nbgrader.api import Gradebook
 from . import manifest
 from .grading import GradingOptions, grade_assignment
 from .nbgrader_env import sqlite_url
+from .pool import LocalPool, default_workers
 from .release import generate_release, source_assignments, stale_files
 from .samples import SampleMaker
 
@@ -139,8 +140,11 @@ class EditionGrades:
 
 
 def grade_editions(root: Path, assignment: str, workdir: Path,
-                   options: GradingOptions | None = None) -> EditionGrades:
-    """Grade the reference solution (as a student would hand it in) and the untouched release."""
+                   options: GradingOptions | None = None, pool=None) -> EditionGrades:
+    """Grade the reference solution (as a student would hand it in) and the untouched release.
+
+    ``pool`` lets several assignments share one pool of warm workers.
+    """
     course = workdir / assignment
     shutil.copytree(root / "source" / assignment, course / "source" / assignment)
     generate_release(course, course / "release", assignments=[assignment])
@@ -151,7 +155,8 @@ def grade_editions(root: Path, assignment: str, workdir: Path,
         path = course / "submitted" / student / assignment / f"{assignment}.ipynb"
         path.parent.mkdir(parents=True)
         nbformat.write(nb, str(path))
-    batch = grade_assignment(course, assignment, options or GradingOptions(feedback=False))
+    batch = grade_assignment(course, assignment, options or GradingOptions(feedback=False),
+                             pool=pool)
     with Gradebook(sqlite_url(course / "gradebook.db")) as gradebook:
         cells = {student: {g.name: (g.score, g.max_score) for g in gradebook
                            .find_submission_notebook(assignment, assignment, student).grades}
@@ -163,9 +168,9 @@ def grade_editions(root: Path, assignment: str, workdir: Path,
                           for r in batch.results}, solved)
 
 
-def check_grading(root: Path, assignment: str, workdir: Path) -> list[Problem]:
+def check_grading(root: Path, assignment: str, workdir: Path, pool=None) -> list[Problem]:
     """The solution runs clean and earns every point; the release earns none in any cell."""
-    graded, problems = grade_editions(root, assignment, workdir), []
+    graded, problems = grade_editions(root, assignment, workdir, pool=pool), []
     if not graded.statuses.get("solution", "").startswith("graded"):
         problems.append(Problem(assignment, "", f"grading the solution ended "
                                 f"{graded.statuses.get('solution')}"))
@@ -201,8 +206,12 @@ def validate(root: Path, assignments: list[str] | None = None, grading: bool = T
     problems += [Problem("generated", "", f"{path}: stale, run `course release`")
                  for path in stale_files(root)]
     if grading:
-        with tempfile.TemporaryDirectory(prefix="course-validate-") as workdir:
-            for assignment in assignments:
-                step(f"grading the solution and the release of {assignment}")
-                problems += check_grading(root, assignment, Path(workdir))
+        pool = LocalPool(default_workers())
+        try:
+            with tempfile.TemporaryDirectory(prefix="course-validate-") as workdir:
+                for assignment in assignments:
+                    step(f"grading the solution and the release of {assignment}")
+                    problems += check_grading(root, assignment, Path(workdir), pool=pool)
+        finally:
+            pool.close()
     return problems

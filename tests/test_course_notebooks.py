@@ -8,6 +8,7 @@ import pytest
 from conftest import ROOT, daemon_objects
 from nbclient import NotebookClient
 
+from graders.pool import LocalPool, default_workers
 from graders.release import source_assignments
 from graders.validate import grade_editions
 
@@ -15,11 +16,20 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ASSIGNMENTS = source_assignments(ROOT)
 
 
+@pytest.fixture(scope="module")
+def pool():
+    """One pool of warm workers for every notebook, as `course validate` uses."""
+    workers = LocalPool(default_workers())
+    yield workers
+    workers.close()
+
+
 @pytest.fixture(scope="module", params=ASSIGNMENTS)
-def graded(request, client, tmp_path_factory):
+def graded(request, client, pool, tmp_path_factory):
     """Grade the solved and the untouched edition of one assignment in a fresh course folder."""
     before = daemon_objects(client)
-    editions = grade_editions(ROOT, request.param, tmp_path_factory.mktemp("editions"))
+    editions = grade_editions(ROOT, request.param, tmp_path_factory.mktemp("editions"),
+                              pool=pool)
     after = daemon_objects(client)
     return {"editions": editions,
             "leaked": {k: after[k] - before[k] for k in after if after[k] - before[k]}}
