@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import time
 import warnings
 
 import docker
-from docker.errors import DockerException, NotFound
+from docker.errors import APIError, DockerException, NotFound
 
 from .errors import DaemonUnavailable
 from .settings import NAMESPACE_LABEL
@@ -51,12 +52,23 @@ def reset(client: docker.DockerClient, namespace: str) -> int:
     return remove_namespace(client, namespace).total
 
 
-def remove_container(client: docker.DockerClient, name: str) -> None:
-    """Remove the container called ``name`` (and its anonymous volumes) if it exists."""
-    try:
-        client.api.remove_container(name, force=True, v=True)
-    except NotFound:
-        pass
+def remove_container(client: docker.DockerClient, name: str, timeout: float = 15) -> None:
+    """Remove the container called ``name`` (and its anonymous volumes) if it exists.
+
+    A busy daemon may answer 409 while an earlier removal (say, of an auto-removed container)
+    is still under way: wait for that one to finish rather than fail.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.api.remove_container(name, force=True, v=True)
+            return
+        except NotFound:
+            return
+        except APIError as error:
+            if error.status_code != 409 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def exec_text(container, command: str | list[str]) -> tuple[int, str]:
