@@ -78,12 +78,29 @@ def run_stock(course: Path, notebooks: list[str], cell_timeout: int) -> float:
 
 
 def run_course(course: Path, notebooks: list[str], cell_timeout: int, workers: int) -> float:
+    """One `course grade` for all notebooks: they share one pool of warm workers."""
     started = time.monotonic()
-    for notebook in notebooks:
-        subprocess.run([str(BIN / "course"), "grade", notebook, "--course-dir", str(course),
-                        "--force", "--no-feedback", "--cell-timeout", str(cell_timeout),
-                        "--workers", str(workers)], check=True, capture_output=True)
+    subprocess.run([str(BIN / "course"), "grade", *notebooks, "--course-dir", str(course),
+                    "--force", "--no-feedback", "--cell-timeout", str(cell_timeout),
+                    "--workers", str(workers)], check=True, capture_output=True)
     return time.monotonic() - started
+
+
+def worker_seconds(course: Path, notebook: str, repeats: int) -> float:
+    """Median time one worker takes per perfect submission, alone on the machine."""
+    for copy in range(repeats):
+        source = course / "submitted" / "perfect0" / notebook / f"{notebook}.ipynb"
+        target = course / "submitted" / f"alone{copy}" / notebook / f"{notebook}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, target)
+    students = [arg for copy in range(repeats) for arg in ("--student", f"alone{copy}")]
+    subprocess.run([str(BIN / "course"), "grade", notebook, "--course-dir", str(course),
+                    "--force", "--no-feedback", "--workers", "1", *students], check=True,
+                   capture_output=True)
+    from graders.outcome import Outcome
+
+    return statistics.median(Outcome.load(course / "grading" / notebook / f"alone{c}.json")
+                             .wall_seconds for c in range(repeats))
 
 
 def nbclient_seconds(notebook: str, repeats: int) -> float:
@@ -121,16 +138,12 @@ def main() -> None:
         if not same:
             print(f"  stock:  {sorted(scores(stock_dir).items())}")
             print(f"  course: {sorted(scores(course_dir).items())}")
-        from graders.outcome import Outcome
-
-        for notebook in args.notebooks:
-            graded = [Outcome.load(p).wall_seconds for p in
-                      (course_dir / "grading" / notebook).glob("perfect*.json")]
-            plain = nbclient_seconds(notebook, 3)
-            mine = statistics.median(graded)
-            print(f"{notebook}: a perfect submission takes {mine:.1f} s in a worker (sanitize, "
-                  f"execute, record) vs {plain:.1f} s to execute with plain nbclient: "
-                  f"overhead {100 * (mine / plain - 1):+.0f}%")
+        notebook = args.notebooks[0]
+        plain = nbclient_seconds(notebook, 3)
+        mine = worker_seconds(course_dir, notebook, 3)
+        print(f"{notebook}, one worker alone: {mine:.1f} s per perfect submission (sanitize, "
+              f"execute, record) vs {plain:.1f} s to execute it with plain nbclient: "
+              f"overhead {100 * (mine / plain - 1):+.0f}%")
 
 
 if __name__ == "__main__":

@@ -189,9 +189,12 @@ class _ProgressBar:
         self.task = None
 
     def start(self, total: int, workers: int) -> None:
-        self.progress.start()
-        self.task = self.progress.add_task(f"grading on {workers} workers", total=total,
-                                           rate="")
+        if self.task is None:
+            self.progress.start()
+            self.task = self.progress.add_task(f"grading on {workers} workers", total=total,
+                                               rate="")
+        else:  # the next assignment of the same run
+            self.progress.update(self.task, total=self.progress.tasks[0].total + total)
 
     def result(self, result) -> None:
         if self.task is None:
@@ -232,28 +235,30 @@ def with_grading_flags(command):
 
 
 @main.command()
-@click.argument("assignment")
+@click.argument("assignments", nargs=-1, required=True)
 @click.option("--course-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="The nbgrader course folder holding source/ and submitted/ [default: repo].")
 @with_grading_flags
 @reports_errors
-def grade(assignment, course_dir, cell_timeout, timeout, force, students, db, feedback, workers,
+def grade(assignments, course_dir, cell_timeout, timeout, force, students, db, feedback, workers,
           scheduler) -> None:
-    """Autograde the submissions of ASSIGNMENT in submitted/<student>/ASSIGNMENT/.
+    """Autograde the submissions of each ASSIGNMENT in submitted/<student>/ASSIGNMENT/.
 
-    Interrupted or not, run it again to carry on: recorded submissions are not graded twice.
+    Several assignments share one pool of warm workers. Interrupted or not, run the same command
+    again to carry on: recorded submissions are not graded twice.
     """
-    from .grading import grade_assignment
+    from .grading import grade_assignments
 
     bar = _ProgressBar()
     try:
-        batch = grade_assignment(course_dir or project_root(), assignment,
-                                 _grading_options(cell_timeout, timeout, force, students, db,
-                                                  feedback, workers, scheduler),
-                                 on_start=bar.start, on_result=bar.result)
+        batches = grade_assignments(course_dir or project_root(), list(assignments),
+                                    _grading_options(cell_timeout, timeout, force, students, db,
+                                                     feedback, workers, scheduler),
+                                    on_start=bar.start, on_result=bar.result)
     finally:
         bar.stop()
-    _print_batch(batch, table_of_students=len(batch.results) <= 50)
+    for batch in batches:
+        _print_batch(batch, table_of_students=len(batch.results) <= 50)
 
 
 @main.command()

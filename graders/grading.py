@@ -187,6 +187,26 @@ def grade_assignment(
     return batch
 
 
+def grade_assignments(
+    root: Path,
+    assignments: list[str],
+    options: GradingOptions | None = None,
+    on_start: Callable[[int, int], None] | None = None,
+    on_result: Callable[[SubmissionResult], None] | None = None,
+) -> list[BatchResult]:
+    """Grade several assignments one after the other on one pool of warm workers."""
+    options = options or GradingOptions()
+    if len(assignments) == 1:
+        return [grade_assignment(root, assignments[0], options, on_start, on_result)]
+    pool = (DaskPool(options.scheduler) if options.scheduler
+            else LocalPool(options.workers or default_workers()))
+    try:
+        return [grade_assignment(root, assignment, options, on_start, on_result, pool=pool)
+                for assignment in assignments]
+    finally:
+        pool.close(cancel=True)
+
+
 def _run(coordinator: Coordinator, pool, bundle: AssignmentBundle, pending: list[str],
          batch: BatchResult, on_result, exclusive_tasks: bool, client) -> None:
     """Submit every pending student, record results as they come, retry infrastructure errors."""

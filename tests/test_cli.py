@@ -20,19 +20,20 @@ def runner():
 def test_grade_turns_flags_into_options(runner, monkeypatch, tmp_path):
     calls = []
 
-    def fake_grade(root, assignment, options, on_start=None, on_result=None):
-        calls.append((root, assignment, options))
-        return BatchResult(assignment, exclusive=True, grades_csv=tmp_path / "g.csv",
-                           status_csv=tmp_path / "s.csv", feedback_dir=tmp_path)
+    def fake_grade(root, assignments, options, on_start=None, on_result=None):
+        calls.append((root, assignments, options))
+        return [BatchResult(a, exclusive=True, grades_csv=tmp_path / "g.csv",
+                            status_csv=tmp_path / "s.csv", feedback_dir=tmp_path)
+                for a in assignments]
 
-    monkeypatch.setattr(grading, "grade_assignment", fake_grade)
+    monkeypatch.setattr(grading, "grade_assignments", fake_grade)
     result = runner.invoke(cli.main, ["grade", "02-containers", "--course-dir", str(tmp_path),
                                       "--student", "alice", "--student", "bob", "--force",
                                       "--cell-timeout", "7", "--timeout", "70", "--no-feedback",
                                       "--workers", "3"])
     assert result.exit_code == 0, result.output
     [(root, assignment, options)] = calls
-    assert (root, assignment) == (Path(tmp_path), "02-containers")
+    assert (root, assignment) == (Path(tmp_path), ["02-containers"])
     assert options.students == ["alice", "bob"] and options.force and not options.feedback
     assert (options.cell_timeout, options.submission_timeout, options.workers) == (7, 70, 3)
 
@@ -41,7 +42,7 @@ def test_a_course_error_prints_one_error_line_and_the_remedy(runner, monkeypatch
     def failing(*args, **kwargs):
         raise GradingError("no source notebook for x", remedy="Check the assignment id.")
 
-    monkeypatch.setattr(grading, "grade_assignment", failing)
+    monkeypatch.setattr(grading, "grade_assignments", failing)
     result = runner.invoke(cli.main, ["grade", "x"])
     assert result.exit_code == 1
     assert "ERROR no source notebook for x" in result.output
