@@ -18,6 +18,7 @@ from nbgrader.preprocessors import Execute
 from papermill.parameterize import parameterize_notebook
 from traitlets import Bool, Dict, Integer, List, Unicode
 
+from ..daemon_watch import DaemonWatch
 from ..errors import DaemonUnavailable
 from ..outcome import Outcome, Status
 from ..sweep import swept
@@ -76,8 +77,11 @@ class ExecuteParameterized(Execute):
                 self._outcome.status = Status.INFRASTRUCTURE
                 self._outcome.detail = f"Docker daemon unavailable: {error}"
                 raise DaemonUnavailable(self._outcome.detail) from None
-            with swept(client, self.namespace, exclusive=self.exclusive_daemon) as removed:
+            with swept(client, self.namespace, exclusive=self.exclusive_daemon) as removed, \
+                    DaemonWatch() as watch:
                 nb, resources = super().preprocess(nb, resources, km)
+            if watch.outage:
+                self._outcome.status, self._outcome.detail = Status.INFRASTRUCTURE, watch.outage
             self._outcome.swept = removed.total
             self._outcome.sweep_failures = removed.failures
         finally:
