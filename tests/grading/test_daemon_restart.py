@@ -1,7 +1,8 @@
 """A Docker daemon restarted in the middle of a batch: every submission ends graded or reported.
 
-The test runs its own dockerd (own socket, data root, no networking) so that restarting it
-disturbs nothing else on the machine.
+The test runs its own dockerd (own socket, data root and bridge, no iptables rules) so that
+restarting it disturbs nothing else on the machine. It must not use `--bridge=none`: a dockerd
+started that way deletes the host's `docker0`, breaking the machine's main daemon.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 class PrivateDaemon:
     """A dockerd of the test's own, which can be stopped and started again."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, bridge: str) -> None:
         self.home = home
+        self.bridge = bridge
         self.socket = home / "docker.sock"
         self.host = f"unix://{self.socket}"
         self.log = open(home / "dockerd.log", "ab")
@@ -40,7 +42,7 @@ class PrivateDaemon:
         self.process = subprocess.Popen(
             [shutil.which("dockerd"), "--host", self.host, "--data-root", str(self.home / "data"),
              "--exec-root", str(self.home / "exec"), "--pidfile", str(self.home / "docker.pid"),
-             "--bridge", "none", "--iptables=false", "--ip-masq=false"],
+             "--bridge", self.bridge, "--iptables=false", "--ip-masq=false"],
             stdout=self.log, stderr=self.log, start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -63,12 +65,16 @@ class PrivateDaemon:
 
 @pytest.fixture
 def private_daemon():
-    if os.geteuid() != 0 or not shutil.which("dockerd"):
-        pytest.skip("needs root and dockerd to run a private daemon")
+    if os.geteuid() != 0 or not shutil.which("dockerd") or not shutil.which("ip"):
+        pytest.skip("needs root, dockerd and ip to run a private daemon")
     home = Path(tempfile.mkdtemp(prefix="course-dockerd-", dir="/var/tmp"))
-    daemon = PrivateDaemon(home)
-    daemon.start()
+    bridge = f"brcourse{os.getpid() % 100000}"
+    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
+    subprocess.run(["ip", "addr", "add", "10.254.254.1/24", "dev", bridge], check=True)
+    subprocess.run(["ip", "link", "set", bridge, "up"], check=True)
+    daemon = PrivateDaemon(home, bridge)
     try:
+        daemon.start()
         client = docker.DockerClient(base_url=daemon.host)
         ensure_images(client)
         client.close()
@@ -76,6 +82,7 @@ def private_daemon():
     finally:
         daemon.stop()
         subprocess.run(["umount", "-R", str(home / "exec")], capture_output=True)
+        subprocess.run(["ip", "link", "delete", bridge], capture_output=True)
         shutil.rmtree(home, ignore_errors=True)
 
 
