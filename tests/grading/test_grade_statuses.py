@@ -14,7 +14,7 @@ from graders.release import generate_release
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-FAST = GradingOptions(cell_timeout=5, submission_timeout=60, feedback=False)
+FAST = GradingOptions(cell_timeout=10, submission_timeout=90, feedback=False)
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_graded_submissions_are_not_graded_again_unless_forced(course, no_leftov
     again = _grade(course)["alice"]
     assert again.status == Status.ALREADY_GRADED and again.score == 3.0
     b.submit(course, "alice", b.released(course))
-    forced = _grade(course, GradingOptions(cell_timeout=5, force=True, feedback=False))["alice"]
+    forced = _grade(course, GradingOptions(cell_timeout=10, force=True, feedback=False))["alice"]
     assert forced.status == Status.GRADED and forced.score == 0.0
 
 
