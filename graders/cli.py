@@ -247,8 +247,12 @@ def grade(assignments, course_dir, cell_timeout, timeout, force, students, db, f
     Several assignments share one pool of warm workers. Interrupted or not, run the same command
     again to carry on: recorded submissions are not graded twice.
     """
+    import signal
+
     from .grading import grade_assignments
 
+    # A terminated run stops like an interrupted one: in-flight namespaces swept, work recorded.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     bar = _ProgressBar()
     try:
         batches = grade_assignments(course_dir or project_root(), list(assignments),
