@@ -93,19 +93,19 @@ def call_with_timeout(timeout: float, function, *args, **kwargs):
         pool.shutdown(wait=False)
 
 
-def container_exists(client: docker.DockerClient, name: str) -> bool:
-    """Whether a container called exactly ``name`` exists (a name filter also matches parts)."""
+def _found(inspect, name: str) -> bool:
     try:
-        client.api.inspect_container(name)
+        inspect(name)
         return True
     except NotFound:
         return False
+
+
+def container_exists(client: docker.DockerClient, name: str) -> bool:
+    """Whether a container called exactly ``name`` exists (a name filter also matches parts)."""
+    return _found(client.api.inspect_container, name)
 
 
 def volume_exists(client: docker.DockerClient, name: str) -> bool:
     """Whether a volume called ``name`` exists."""
-    try:
-        client.api.inspect_volume(name)
-        return True
-    except NotFound:
-        return False
+    return _found(client.api.inspect_volume, name)
