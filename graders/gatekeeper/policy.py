@@ -1,0 +1,477 @@
+"""What one submission may do on the daemon: every endpoint it can reach, and on what terms.
+
+Deny by default: an endpoint not in ``ROUTES`` is refused with its name. Allowed endpoints
+stamp the submission's label on what they create, see only the submission's own objects (and
+the course's base images, read-only), and refuse host-level powers with a message naming the
+rule. Ownership is read from the daemon at the time of each request.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+from docker.errors import NotFound
+
+from ..settings import NAMESPACE_LABEL
+from ..sweep import course_image_ids
+from .http import Request, Response
+from .rules import (
+    Limits,
+    Refused,
+    apply_limits,
+    check_bind_source,
+    check_privileges,
+    normalise,
+    registry_of,
+    split_reference,
+)
+
+PREDEFINED_NETWORKS = ("bridge", "host", "none", "default")
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
+LOADED = re.compile(r"Loaded image(?: ID)?: (\S+)")
+
+
+@dataclass
+class Forward:
+    """Pass the request on, possibly rewritten; optionally rewrite the answer or act after it."""
+
+    request: Request
+    body: bytes | None = None
+    transform: Callable[[Response], Response] | None = None
+    after: Callable[[], None] | None = None
+
+
+def _json_transform(edit: Callable) -> Callable[[Response], Response]:
+    def transform(response: Response) -> Response:
+        if response.status == 200 and response.body.strip():
+            response.body = json.dumps(edit(json.loads(response.body))).encode()
+        return response
+    return transform
+
+
+def _with_label_filter(request: Request, label: str, param: str = "filters") -> Request:
+    """Add ``label=<namespace>`` to a list, prune or events filter, keeping the caller's own."""
+    try:
+        filters = json.loads(request.param(param) or "{}")
+    except json.JSONDecodeError:
+        raise Refused("bad-filters", "the filters parameter is not JSON", 400) from None
+    if isinstance(filters.get("label"), dict):
+        filters["label"][label] = True
+    else:
+        filters["label"] = [*(filters.get("label") or []), label]
+    rest = [(k, v) for k, v in request.query if k != param]
+    return request.with_query([*rest, (param, json.dumps(filters))])
+
+
+class Policy:
+    """The rules for one submission, identified by its namespace."""
+
+    def __init__(self, namespace: str, scratch: Path, client: docker.DockerClient,
+                 limits: Limits) -> None:
+        self.namespace = namespace
+        self.scratch = scratch
+        self.api = client.api
+        self.limits = limits
+        self.label = f"{NAMESPACE_LABEL}={namespace}"
+        self.references: set[str] = set()
+        self._lock = threading.Lock()
+        self.base_ids = course_image_ids(client)
+        self.routes: list[tuple[set[str], re.Pattern, Callable, bool]] = [
+            ({"GET", "HEAD"}, re.compile(r"/_ping|/version|/info"), self.allow, False),
+            ({"POST"}, re.compile(r"/containers/create"), self.create_container, True),
+            ({"GET"}, re.compile(r"/containers/json"), self.list_containers, False),
+            ({"POST"}, re.compile(r"/containers/prune"), self.prune, False),
+            ({"POST"}, re.compile(r"/containers/([^/]+)/update"), self.update_container, True),
+            ({"POST"}, re.compile(r"/containers/([^/]+)/exec"), self.create_exec, True),
+            ({"GET"}, re.compile(r"/containers/([^/]+)/attach/ws"), self.refuse_endpoint, False),
+            ({"GET", "HEAD", "POST", "PUT", "DELETE"},
+             re.compile(r"/containers/([^/]+)(/[a-z]+)?"), self.container_call, False),
+            ({"GET", "POST"}, re.compile(r"/exec/([^/]+)/(start|resize|json)"), self.exec_call,
+             False),
+            ({"GET"}, re.compile(r"/images/json"), self.list_images, False),
+            ({"POST"}, re.compile(r"/images/create"), self.create_image, False),
+            ({"POST"}, re.compile(r"/images/load"), self.load_images, False),
+            ({"GET"}, re.compile(r"/images/get"), self.save_images, False),
+            ({"POST"}, re.compile(r"/images/prune"), self.prune, False),
+            ({"POST"}, re.compile(r"/images/(.+)/tag"), self.tag_image, False),
+            ({"POST"}, re.compile(r"/images/(.+)/push"), self.push_image, False),
+            ({"GET"}, re.compile(r"/images/(.+)/(json|history|get)"), self.read_image, False),
+            ({"DELETE"}, re.compile(r"/images/(.+)"), self.remove_image, False),
+            ({"POST"}, re.compile(r"/build"), self.build, False),
+            ({"POST"}, re.compile(r"/commit"), self.commit, False),
+            ({"GET"}, re.compile(r"/volumes"), self.list_volumes, False),
+            ({"POST"}, re.compile(r"/volumes/create"), self.create_volume, True),
+            ({"POST"}, re.compile(r"/volumes/prune"), self.prune, False),
+            ({"GET", "DELETE"}, re.compile(r"/volumes/([^/]+)"), self.volume_call, False),
+            ({"GET"}, re.compile(r"/networks"), self.list_networks, False),
+            ({"POST"}, re.compile(r"/networks/create"), self.create_network, True),
+            ({"POST"}, re.compile(r"/networks/prune"), self.prune, False),
+            ({"POST"}, re.compile(r"/networks/([^/]+)/(connect|disconnect)"),
+             self.connect_network, True),
+            ({"GET", "DELETE"}, re.compile(r"/networks/([^/]+)"), self.network_call, False),
+            ({"GET"}, re.compile(r"/events"), self.events, False),
+            ({"GET"}, re.compile(r"/system/df"), self.disk_usage, False),
+            ({"POST"}, re.compile(r"/auth"), self.login, True),
+        ]
+
+    # -- routing -----------------------------------------------------------------------------
+
+    def route(self, request: Request) -> tuple[Callable, tuple[str, ...], bool]:
+        """The handler for a request, the path's captured names, and whether it reads the body."""
+        for methods, pattern, handler, needs_body in self.routes:
+            match = pattern.fullmatch(request.path)
+            if match and request.method in methods:
+                return handler, match.groups(), needs_body
+        return self.refuse_endpoint, (), False
+
+    def refuse_endpoint(self, request: Request, *_) -> Forward:
+        raise Refused("endpoint-not-allowed",
+                      f"{request.method} {request.path} is not available to a submission "
+                      f"(daemon-wide, swarm, plugin and unlisted endpoints are closed)")
+
+    def allow(self, request: Request, *_) -> Forward:
+        return Forward(request)
+
+    # -- ownership ---------------------------------------------------------------------------
+
+    def _labelled(self, attributes: dict | None) -> bool:
+        return (attributes or {}).get(NAMESPACE_LABEL) == self.namespace
+
+    def _inspect(self, inspect: Callable, ident: str) -> dict | None:
+        try:
+            return inspect(ident)
+        except NotFound:
+            return None
+
+    def own_container(self, ident: str, refuse: bool = True) -> bool:
+        """Whether the container is this submission's; a missing one is left to the daemon."""
+        found = self._inspect(self.api.inspect_container, ident)
+        if found is None or self._labelled(found["Config"].get("Labels")):
+            return True
+        if refuse:
+            raise Refused("ownership", f"container {ident!r} belongs to someone else")
+        return False
+
+    def _image(self, ident: str) -> dict | None:
+        return self._inspect(self.api.inspect_image, ident)
+
+    def _own_image(self, image: dict) -> bool:
+        with self._lock:
+            tracked = {normalise(t) for t in image.get("RepoTags") or []} & self.references
+        return (self._labelled((image.get("Config") or {}).get("Labels"))
+                or bool(tracked) or image["Id"] in self.references)
+
+    def readable_image(self, ident: str) -> None:
+        image = self._image(ident)
+        if image is not None and image["Id"] not in self.base_ids and not self._own_image(image):
+            raise Refused("ownership", f"image {ident!r} belongs to someone else")
+
+    def free_reference(self, reference: str) -> str:
+        """A name this submission may give an image: not a course image's, not someone else's."""
+        name = normalise(reference)
+        existing = self._image(name)
+        if existing is not None and existing["Id"] in self.base_ids:
+            raise Refused("base-images-read-only",
+                          f"{name!r} names a course image, which stays read-only")
+        if existing is not None and not self._own_image(existing):
+            raise Refused("ownership", f"image name {name!r} belongs to someone else")
+        return name
+
+    def track(self, *references: str) -> None:
+        with self._lock:
+            self.references.update(normalise(r) for r in references if r)
+
+    def registry_ports(self) -> set[str]:
+        """Host ports published by this submission's containers: its own registries."""
+        ports = set()
+        for container in self.api.containers(filters={"label": self.label}):
+            ports |= {str(p["PublicPort"]) for p in container.get("Ports") or []
+                      if p.get("PublicPort")}
+        return ports
+
+    def own_registry(self, reference_or_host: str, action: str) -> None:
+        host = (registry_of(reference_or_host) if "/" in reference_or_host
+                else reference_or_host)
+        name, _, port = host.rpartition(":")
+        if name in LOCAL_HOSTS and port in self.registry_ports():
+            return
+        where = host or "Docker Hub"
+        raise Refused("own-registry-only",
+                      f"{action} {reference_or_host!r} would reach {where}: only a registry "
+                      f"this submission runs on 127.0.0.1 is allowed")
+
+    # -- containers --------------------------------------------------------------------------
+
+    def create_container(self, request: Request, body: bytes, *_) -> Forward:
+        spec = json.loads(body or b"{}")
+        host = spec.get("HostConfig") or {}
+        check_privileges(host)
+        for mode in ("NetworkMode", "PidMode", "IpcMode"):
+            value = host.get(mode) or ""
+            if value.startswith("container:"):
+                self.own_container(value.removeprefix("container:"))
+        network = host.get("NetworkMode") or ""
+        if network and network not in PREDEFINED_NETWORKS and ":" not in network:
+            self.own_network(network)
+        for name in ((spec.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}):
+            if name not in PREDEFINED_NETWORKS:
+                self.own_network(name)
+        self._check_mounts(host)
+        for source in host.get("VolumesFrom") or []:
+            self.own_container(source.split(":")[0])
+        for link in host.get("Links") or []:
+            self.own_container(link.split(":")[0].lstrip("/"))
+        if spec.get("Image"):
+            self.readable_image(spec["Image"])
+        count = len(self.api.containers(all=True, filters={"label": self.label}))
+        if count >= self.limits.max_containers:
+            raise Refused("container-cap", f"this submission already has {count} containers, "
+                                           f"the maximum is {self.limits.max_containers}")
+        spec["Labels"] = {**(spec.get("Labels") or {}), NAMESPACE_LABEL: self.namespace}
+        spec["HostConfig"] = apply_limits(host, self.limits)
+        return Forward(request, json.dumps(spec).encode())
+
+    def _check_mounts(self, host: dict) -> None:
+        for bind in host.get("Binds") or []:
+            source = bind.split(":")[0]
+            if source.startswith("/"):
+                check_bind_source(source, self.scratch)
+            else:
+                self._claim_volume(source)
+        for mount in host.get("Mounts") or []:
+            kind, source = mount.get("Type", "volume"), mount.get("Source") or ""
+            if kind == "bind":
+                check_bind_source(source, self.scratch)
+            elif kind == "volume":
+                if (mount.get("VolumeOptions") or {}).get("DriverConfig"):
+                    raise Refused("plain-volumes", "volume driver options are not allowed")
+                if source:
+                    self._claim_volume(source)
+            elif kind != "tmpfs":
+                raise Refused("no-devices", f"mounts of type {kind!r} are not allowed")
+
+    def _claim_volume(self, name: str) -> None:
+        """A named volume a container mounts: this submission's, created labelled if new."""
+        found = self._inspect(self.api.inspect_volume, name)
+        if found is None:
+            self.api.create_volume(name, labels={NAMESPACE_LABEL: self.namespace})
+        elif not self._labelled(found.get("Labels")):
+            raise Refused("ownership", f"volume {name!r} belongs to someone else")
+
+    def list_containers(self, request: Request, *_) -> Forward:
+        keep = _json_transform(lambda items: [c for c in items if self._labelled(c.get("Labels"))])
+        return Forward(request, transform=keep)
+
+    def update_container(self, request: Request, body: bytes, ident: str) -> Forward:
+        self.own_container(ident)
+        apply_limits(json.loads(body or b"{}"), self.limits, updating=True)
+        return Forward(request, body)
+
+    def create_exec(self, request: Request, body: bytes, ident: str) -> Forward:
+        self.own_container(ident)
+        if json.loads(body or b"{}").get("Privileged"):
+            raise Refused("no-privileged", "privileged exec is not allowed")
+        return Forward(request, body)
+
+    def container_call(self, request: Request, ident: str, *_) -> Forward:
+        self.own_container(ident)
+        return Forward(request)
+
+    def exec_call(self, request: Request, ident: str, *_) -> Forward:
+        found = self._inspect(self.api.exec_inspect, ident)
+        if found is not None:
+            self.own_container(found["ContainerID"])
+        return Forward(request)
+
+    # -- images ------------------------------------------------------------------------------
+
+    def list_images(self, request: Request, *_) -> Forward:
+        def visible(image: dict) -> bool:
+            return image["Id"] in self.base_ids or self._own_image(
+                {"Id": image["Id"], "RepoTags": image.get("RepoTags"),
+                 "Config": {"Labels": image.get("Labels")}})
+        return Forward(request, transform=_json_transform(lambda items: [i for i in items
+                                                                          if visible(i)]))
+
+    def create_image(self, request: Request, *_) -> Forward:
+        """Pull (only from an own registry) or import (stamped with the label)."""
+        source = request.param("fromImage")
+        if source:
+            reference = source + (f":{request.param('tag')}" if request.param("tag") else "")
+            self.own_registry(reference, "pulling")
+            self.track(self.free_reference(reference))
+            return Forward(request, after=self._guard_references())
+        repository = request.param("repo")
+        if repository:
+            tag = request.param("tag") or split_reference(repository)[1] or "latest"
+            self.track(self.free_reference(f"{split_reference(repository)[0]}:{tag}"))
+        changes = [*request.query, ("changes", f'LABEL {NAMESPACE_LABEL}="{self.namespace}"')]
+        return Forward(request.with_query(changes), after=self._guard_references())
+
+    def load_images(self, request: Request, *_) -> Forward:
+        def note_loaded(response: Response) -> Response:
+            for name in LOADED.findall(response.body.decode("utf-8", "replace")):
+                self.track(name)
+            return response
+        return Forward(request, transform=note_loaded, after=self._guard_references())
+
+    def save_images(self, request: Request, *_) -> Forward:
+        for name in request.params("names"):
+            self.readable_image(name)
+        return Forward(request)
+
+    def read_image(self, request: Request, ident: str, *_) -> Forward:
+        self.readable_image(ident)
+        return Forward(request)
+
+    def tag_image(self, request: Request, ident: str) -> Forward:
+        self.readable_image(ident)
+        target = f"{request.param('repo')}:{request.param('tag') or 'latest'}"
+        self.track(self.free_reference(target))
+        return Forward(request)
+
+    def push_image(self, request: Request, ident: str) -> Forward:
+        self.readable_image(ident)
+        self.own_registry(ident, "pushing")
+        return Forward(request)
+
+    def remove_image(self, request: Request, ident: str) -> Forward:
+        name = normalise(ident)
+        with self._lock:
+            tracked = name in self.references
+        if not tracked:
+            image = self._image(ident)
+            if image is not None and image["Id"] in self.base_ids:
+                raise Refused("base-images-read-only",
+                              f"{ident!r} is a course image, which stays read-only")
+            if image is not None and not self._own_image(image):
+                raise Refused("ownership", f"image {ident!r} belongs to someone else")
+        return Forward(request)
+
+    def build(self, request: Request, *_) -> Forward:
+        if request.param("networkmode") == "host":
+            raise Refused("no-host-namespaces", "building with the host's network is not allowed")
+        if request.param("remote"):
+            raise Refused("own-registry-only", "building from a remote context is not allowed")
+        for tag in request.params("t"):
+            self.track(self.free_reference(tag))
+        labels = json.loads(request.param("labels") or "{}")
+        labels[NAMESPACE_LABEL] = self.namespace
+        query = [(k, v) for k, v in request.query if k != "labels"]
+        query.append(("labels", json.dumps(labels)))
+        if not request.param("memory"):
+            query.append(("memory", str(self.limits.memory)))
+        return Forward(request.with_query(query), after=self._guard_references())
+
+    def commit(self, request: Request, *_) -> Forward:
+        self.own_container(request.param("container"))
+        if request.param("repo"):
+            self.track(self.free_reference(
+                f"{request.param('repo')}:{request.param('tag') or 'latest'}"))
+        changes = [*request.query, ("changes", f'LABEL {NAMESPACE_LABEL}="{self.namespace}"')]
+        return Forward(request.with_query(changes))
+
+    def _guard_references(self) -> Callable[[], None]:
+        """After an operation that may rename images: put back names it took from others."""
+        before = {tag: image["Id"] for image in self.api.images() for tag in
+                  image.get("RepoTags") or [] if tag != "<none>:<none>"}
+
+        def restore() -> None:
+            for image in self.api.images():
+                for tag in image.get("RepoTags") or []:
+                    old = before.get(tag)
+                    with self._lock:
+                        ours = normalise(tag) in self.references
+                    if old and old != image["Id"] and not ours:
+                        repository, name = split_reference(tag)
+                        self.api.tag(old, repository, name, force=True)
+        return restore
+
+    # -- volumes and networks ----------------------------------------------------------------
+
+    def list_volumes(self, request: Request, *_) -> Forward:
+        def keep(listing: dict) -> dict:
+            listing["Volumes"] = [v for v in listing.get("Volumes") or []
+                                  if self._labelled(v.get("Labels"))]
+            return listing
+        return Forward(request, transform=_json_transform(keep))
+
+    def create_volume(self, request: Request, body: bytes, *_) -> Forward:
+        spec = json.loads(body or b"{}")
+        if spec.get("DriverOpts") or spec.get("Driver") not in (None, "", "local"):
+            raise Refused("plain-volumes", "volume drivers and driver options (which can "
+                                           "mount host paths) are not allowed")
+        spec["Labels"] = {**(spec.get("Labels") or {}), NAMESPACE_LABEL: self.namespace}
+        return Forward(request, json.dumps(spec).encode())
+
+    def volume_call(self, request: Request, name: str) -> Forward:
+        found = self._inspect(self.api.inspect_volume, name)
+        if found is not None and not self._labelled(found.get("Labels")):
+            raise Refused("ownership", f"volume {name!r} belongs to someone else")
+        return Forward(request)
+
+    def own_network(self, ident: str, writable: bool = False) -> None:
+        found = self._inspect(self.api.inspect_network, ident)
+        if found is None or self._labelled(found.get("Labels")):
+            return
+        if found["Name"] in PREDEFINED_NETWORKS and not writable:
+            return
+        raise Refused("ownership", f"network {ident!r} belongs to someone else"
+                      if found["Name"] not in PREDEFINED_NETWORKS
+                      else f"network {ident!r} is the daemon's own")
+
+    def list_networks(self, request: Request, *_) -> Forward:
+        keep = _json_transform(lambda items: [n for n in items if self._labelled(n.get("Labels"))
+                                              or n["Name"] in PREDEFINED_NETWORKS])
+        return Forward(request, transform=keep)
+
+    def create_network(self, request: Request, body: bytes, *_) -> Forward:
+        spec = json.loads(body or b"{}")
+        if spec.get("Driver") not in (None, "", "bridge"):
+            raise Refused("plain-networks", f"network driver {spec['Driver']!r} is not allowed")
+        spec["Labels"] = {**(spec.get("Labels") or {}), NAMESPACE_LABEL: self.namespace}
+        return Forward(request, json.dumps(spec).encode())
+
+    def connect_network(self, request: Request, body: bytes, ident: str, _action: str) -> Forward:
+        found = self._inspect(self.api.inspect_network, ident)
+        if found is not None and found["Name"] == "host":
+            raise Refused("no-host-namespaces", "the host's network is not allowed")
+        self.own_network(ident)
+        container = json.loads(body or b"{}").get("Container")
+        if container:
+            self.own_container(container)
+        return Forward(request, body)
+
+    def network_call(self, request: Request, ident: str) -> Forward:
+        self.own_network(ident, writable=request.method == "DELETE")
+        return Forward(request)
+
+    # -- daemon-wide views, scoped ------------------------------------------------------------
+
+    def prune(self, request: Request, *_) -> Forward:
+        return Forward(_with_label_filter(request, self.label))
+
+    def events(self, request: Request, *_) -> Forward:
+        return Forward(_with_label_filter(request, self.label))
+
+    def disk_usage(self, request: Request, *_) -> Forward:
+        def keep(usage: dict) -> dict:
+            usage["Containers"] = [c for c in usage.get("Containers") or []
+                                   if self._labelled(c.get("Labels"))]
+            usage["Volumes"] = [v for v in usage.get("Volumes") or []
+                                if self._labelled(v.get("Labels"))]
+            usage["Images"] = [i for i in usage.get("Images") or [] if i["Id"] in self.base_ids
+                               or self._labelled(i.get("Labels"))]
+            usage["BuildCache"] = []
+            return usage
+        return Forward(request, transform=_json_transform(keep))
+
+    def login(self, request: Request, body: bytes, *_) -> Forward:
+        self.own_registry(json.loads(body or b"{}").get("serveraddress") or "", "logging in to")
+        return Forward(request, body)
