@@ -32,6 +32,8 @@ class Outcome:
     restored_cells: list[str] = field(default_factory=list)
     swept: int = 0
     sweep_failures: list[str] = field(default_factory=list)
+    #: What the gatekeeper refused the submission, first ones only.
+    refused: list[str] = field(default_factory=list)
 
     def save(self, path: Path) -> None:
         data = asdict(self)

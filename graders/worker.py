@@ -193,6 +193,7 @@ def _autograde_config(task: GradingTask, root: Path, db_url: str, outcome_path: 
             "namespace": task.namespace,
             "exclusive_daemon": task.exclusive_daemon,
             "outcome_file": str(outcome_path),
+            "scratch_dir": str(scratch),
             "parameters": {
                 "NAMESPACE": task.namespace,
                 "BUSYBOX_IMAGE": settings.BUSYBOX_IMAGE,

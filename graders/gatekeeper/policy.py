@@ -363,8 +363,9 @@ class Policy:
             self.track(self.free_reference(tag))
         labels = json.loads(request.param("labels") or "{}")
         labels[NAMESPACE_LABEL] = self.namespace
-        query = [(k, v) for k, v in request.query if k != "labels"]
-        query.append(("labels", json.dumps(labels)))
+        # Intermediate containers carry no label: never let a build leave them behind.
+        query = [(k, v) for k, v in request.query if k not in ("labels", "rm", "forcerm")]
+        query += [("labels", json.dumps(labels)), ("rm", "1"), ("forcerm", "1")]
         if not request.param("memory"):
             query.append(("memory", str(self.limits.memory)))
         return Forward(request.with_query(query), after=self._guard_references())

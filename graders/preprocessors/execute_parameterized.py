@@ -7,7 +7,9 @@ outlives its time limit, or whose kernel dies, has every remaining code cell mar
 
 from __future__ import annotations
 
+import os
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import docker
@@ -20,6 +22,7 @@ from traitlets import Bool, Dict, Integer, List, Unicode
 
 from ..daemon_watch import DaemonWatch
 from ..errors import DaemonUnavailable
+from ..gatekeeper import Gatekeeper, Limits
 from ..outcome import Outcome, Status
 from ..sweep import swept
 from .restore_deleted_cells import METADATA_KEY
@@ -53,6 +56,13 @@ class ExecuteParameterized(Execute):
     ).tag(config=True)
     outcome_file = Unicode("", help="Where to write the Outcome of this execution (JSON).").tag(
         config=True)
+    gatekeeper = Bool(
+        True, help="Give the kernel a gatekeeper's endpoint instead of the daemon itself."
+    ).tag(config=True)
+    scratch_dir = Unicode("", help="The one host folder the submission may bind-mount.").tag(
+        config=True)
+    limits = Dict({}, help="Overrides of the gatekeeper's Limits (caps and ceilings).").tag(
+        config=True)
 
     raise_on_iopub_timeout = Bool(False).tag(config=True)
     # The kernel's own start-up warnings go to the grader's terminal, not to any cell.
@@ -66,6 +76,7 @@ class ExecuteParameterized(Execute):
         self._deadline = time.monotonic() + self.submission_timeout
         self._abandoned = ""
         self._cell_timeout = self.timeout
+        self._kernel_docker_host = ""
         nb = parameterize_notebook(self._prepare(nb), self.parameters)
         started = time.monotonic()
         client = None
@@ -78,8 +89,11 @@ class ExecuteParameterized(Execute):
                 self._outcome.detail = f"Docker daemon unavailable: {error}"
                 raise DaemonUnavailable(self._outcome.detail) from None
             with swept(client, self.namespace, exclusive=self.exclusive_daemon) as removed, \
-                    DaemonWatch() as watch:
+                    DaemonWatch() as watch, self._gatekeeper() as gatekeeper:
+                self._kernel_docker_host = gatekeeper.docker_host if gatekeeper else ""
                 nb, resources = super().preprocess(nb, resources, km)
+            if gatekeeper:
+                self._outcome.refused = gatekeeper.refusals[:20]
             if watch.outage:
                 self._outcome.status, self._outcome.detail = Status.INFRASTRUCTURE, watch.outage
             self._outcome.swept = removed.total
@@ -91,6 +105,19 @@ class ExecuteParameterized(Execute):
             if self.outcome_file:
                 self._outcome.save(Path(self.outcome_file))
         return nb, resources
+
+    def _gatekeeper(self):
+        if not self.gatekeeper:
+            return nullcontext()
+        return Gatekeeper(self.namespace, Path(self.scratch_dir or os.getcwd()),
+                          limits=Limits(**self.limits))
+
+    async def async_start_new_kernel(self, **kwargs):
+        """Start the kernel with the gatekeeper as its Docker daemon."""
+        if self._kernel_docker_host:
+            env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+            kwargs.setdefault("env", {**env, "DOCKER_HOST": self._kernel_docker_host})
+        return await super().async_start_new_kernel(**kwargs)
 
     def _prepare(self, nb):
         """Tag the real parameters cell and strip tags a student could use to move the injection.

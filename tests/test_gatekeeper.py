@@ -1,0 +1,220 @@
+"""The gatekeeper on a real daemon: docker-py works through it, and a submission is kept to its own.
+
+Each test talks to the daemon only through a fresh gatekeeper, beside a "victim": objects made
+directly on the daemon under another namespace, which nothing here may see or touch.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import docker
+import pytest
+from docker.errors import APIError, NotFound
+from docker.types import Mount
+
+from graders.gatekeeper import Gatekeeper, Limits
+from graders.settings import BUSYBOX_IMAGE, NAMESPACE_LABEL
+
+pytestmark = pytest.mark.docker
+OWN, OTHER = "gatekeeper01", "bystander001"
+
+
+@pytest.fixture
+def victim(client):
+    """Someone else's container, volume and network, which must survive every test."""
+    labels = {NAMESPACE_LABEL: OTHER}
+    objects = {
+        "container": client.containers.run(BUSYBOX_IMAGE, ["sleep", "600"], detach=True,
+                                           name=f"{OTHER}-web", labels=labels),
+        "volume": client.volumes.create(f"{OTHER}-data", labels=labels),
+        "network": client.networks.create(f"{OTHER}-net", labels=labels),
+    }
+    objects["container"].stop(timeout=0)
+    yield objects
+    for kind in ("container", "volume", "network"):
+        objects[kind].reload()  # raises NotFound if a test let it be removed
+    objects["container"].remove(force=True)
+    objects["network"].remove()
+    objects["volume"].remove()
+
+
+@pytest.fixture
+def gatekeeper(tmp_path, no_leftovers):
+    gate = Gatekeeper(OWN, tmp_path, limits=Limits(max_containers=3))
+    gate.start()
+    yield gate
+    gate.close()
+
+
+@pytest.fixture
+def learner(gatekeeper):
+    """What a submission's kernel gets: docker.from_env() with DOCKER_HOST set to the gatekeeper."""
+    client = docker.DockerClient(base_url=gatekeeper.docker_host, version="auto")
+    yield client
+    client.close()
+
+
+def refused(rule: str):
+    return pytest.raises(APIError, match=rf"gatekeeper refused \({rule}\)")
+
+
+def test_everyday_calls_work_and_are_stamped(learner, client):
+    output = learner.containers.run(BUSYBOX_IMAGE, ["echo", "hello"], remove=True)
+    assert output == b"hello\n"
+    web = learner.containers.run(BUSYBOX_IMAGE, ["sleep", "60"], detach=True, name=f"{OWN}-web")
+    assert web.exec_run(["echo", "from exec"]).output == b"from exec\n"
+    volume = learner.volumes.create(f"{OWN}-data")
+    network = learner.networks.create(f"{OWN}-net")
+    for kind, ident in (("container", web.id), ("volume", volume.name), ("network", network.id)):
+        found = getattr(client, f"{kind}s").get(ident)
+        assert found.attrs.get("Config", found.attrs).get("Labels")[NAMESPACE_LABEL] == OWN
+
+
+def test_streams_pass_through_attach_and_build(learner, client):
+    """Hijacked attach sockets and streamed build contexts cross the gatekeeper byte for byte."""
+    container = learner.containers.create(BUSYBOX_IMAGE, ["cat"], stdin_open=True,
+                                          name=f"{OWN}-cat")
+    socket = container.attach_socket(params={"stdin": 1, "stdout": 1, "stream": 1})
+    container.start()
+    socket._sock.sendall(b"round trip\n")
+    socket._sock.shutdown(1)  # end of stdin: cat exits
+    assert container.wait(timeout=20)["StatusCode"] == 0
+    assert container.logs() == b"round trip\n"
+    dockerfile = f"FROM {BUSYBOX_IMAGE}\nRUN echo built > /built\n".encode()
+    image, _ = learner.images.build(fileobj=io.BytesIO(dockerfile), tag=f"{OWN}-app:1",
+                                    rm=True, forcerm=True)
+    assert client.images.get(f"{OWN}-app:1").labels[NAMESPACE_LABEL] == OWN
+
+
+def test_lists_show_only_own_objects(learner, victim):
+    learner.containers.run(BUSYBOX_IMAGE, ["true"], name=f"{OWN}-mine")
+    names = {c.name for c in learner.containers.list(all=True)}
+    assert names == {f"{OWN}-mine"}
+    assert victim["volume"].name not in {v.name for v in learner.volumes.list()}
+    networks = {n.name for n in learner.networks.list()}
+    assert f"{OTHER}-net" not in networks and "bridge" in networks
+    assert BUSYBOX_IMAGE in {t for i in learner.images.list() for t in i.tags}
+
+
+def test_someone_elses_objects_are_refused_by_name(learner, victim):
+    with refused("ownership"):
+        learner.containers.get(f"{OTHER}-web").remove(force=True)
+    with refused("ownership"):
+        learner.api.stop(f"{OTHER}-web")
+    with refused("ownership"):
+        learner.api.remove_volume(f"{OTHER}-data")
+    with refused("ownership"):
+        learner.api.remove_network(f"{OTHER}-net")
+    with refused("ownership"):
+        learner.containers.run(BUSYBOX_IMAGE, ["true"], volumes={f"{OTHER}-data": {"bind": "/d"}})
+
+
+def test_prunes_remove_only_own_objects(learner, victim, client):
+    learner.containers.run(BUSYBOX_IMAGE, ["true"], name=f"{OWN}-stopped")
+    learner.containers.prune()
+    learner.images.prune(filters={"dangling": False})
+    learner.volumes.prune()
+    learner.networks.prune()
+    assert client.images.get(BUSYBOX_IMAGE)
+    with pytest.raises(NotFound):
+        client.containers.get(f"{OWN}-stopped")
+
+
+@pytest.mark.parametrize("run_options, rule", [
+    ({"privileged": True}, "no-privileged"),
+    ({"cap_add": ["SYS_ADMIN"]}, "no-added-capabilities"),
+    ({"devices": ["/dev/null:/dev/x"]}, "no-devices"),
+    ({"network_mode": "host"}, "no-host-namespaces"),
+    ({"pid_mode": "host"}, "no-host-namespaces"),
+    ({"security_opt": ["seccomp=unconfined"]}, "no-unconfined"),
+    ({"volumes": {"/": {"bind": "/host"}}}, "bind-mounts-in-scratch"),
+    ({"volumes": {"/var/run/docker.sock": {"bind": "/var/run/docker.sock"}}},
+     "bind-mounts-in-scratch"),
+    ({"mounts": [Mount("/host", "/etc", type="bind")]}, "bind-mounts-in-scratch"),
+    ({"mem_limit": "64g"}, "resource-ceiling"),
+])
+def test_host_powers_are_refused(learner, run_options, rule):
+    with refused(rule):
+        learner.containers.run(BUSYBOX_IMAGE, ["true"], remove=True, **run_options)
+
+
+def test_volume_drivers_that_mount_host_paths_are_refused(learner):
+    with refused("plain-volumes"):
+        learner.volumes.create(f"{OWN}-host", driver_opts={"type": "none", "o": "bind",
+                                                           "device": "/"})
+
+
+def test_daemon_wide_endpoints_and_foreign_registries_are_refused(learner):
+    with refused("endpoint-not-allowed"):
+        learner.swarm.init()
+    with refused("endpoint-not-allowed"):
+        learner.plugins.list()
+    with refused("own-registry-only"):
+        learner.images.pull("alpine", tag="3")
+    with refused("own-registry-only"):
+        learner.images.push("127.0.0.1:1/app", tag="1")
+
+
+def test_base_images_stay_read_only(learner, client):
+    base_id = client.images.get(BUSYBOX_IMAGE).id
+    with refused("base-images-read-only"):
+        learner.images.remove(BUSYBOX_IMAGE, force=True)
+    with refused("base-images-read-only"):
+        learner.api.tag(BUSYBOX_IMAGE, "busybox", "1.35.0", force=True)
+    learner.api.tag(BUSYBOX_IMAGE, f"{OWN}-alias", "1")
+    learner.images.remove(f"{OWN}-alias:1")  # an alias it made is its own to remove
+    assert client.images.get(BUSYBOX_IMAGE).id == base_id
+
+
+def test_a_loaded_archive_cannot_take_a_course_image_name(learner, client, tmp_path):
+    """`docker load` names images from inside the archive; the gatekeeper puts names back."""
+    base_id = client.images.get(BUSYBOX_IMAGE).id
+    dockerfile = f"FROM {BUSYBOX_IMAGE}\nRUN echo impostor > /impostor\n".encode()
+    impostor, _ = learner.images.build(fileobj=io.BytesIO(dockerfile), tag=f"{OWN}-impostor:1")
+    archive = b"".join(impostor.save())
+    rewritten = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as source, \
+            tarfile.open(fileobj=rewritten, mode="w") as target:
+        for member in source.getmembers():
+            data = source.extractfile(member).read() if member.isfile() else None
+            if member.name == "manifest.json":
+                manifest = json.loads(data)
+                manifest[0]["RepoTags"] = [BUSYBOX_IMAGE]
+                data = json.dumps(manifest).encode()
+                member.size = len(data)
+            target.addfile(member, io.BytesIO(data) if data is not None else None)
+    learner.images.load(rewritten.getvalue())
+    assert client.images.get(BUSYBOX_IMAGE).id == base_id
+
+
+def test_defaults_fill_unset_limits_and_the_container_cap_holds(learner, client):
+    first = learner.containers.create(BUSYBOX_IMAGE, ["true"], name=f"{OWN}-c0")
+    host = client.api.inspect_container(first.id)["HostConfig"]
+    limits = Limits()
+    assert (host["Memory"], host["PidsLimit"], host["NanoCpus"]) == \
+        (limits.memory, limits.pids, limits.nano_cpus)
+    learner.containers.create(BUSYBOX_IMAGE, ["true"], name=f"{OWN}-c1")
+    learner.containers.create(BUSYBOX_IMAGE, ["true"], name=f"{OWN}-c2")
+    with refused("container-cap"):
+        learner.containers.create(BUSYBOX_IMAGE, ["true"], name=f"{OWN}-c3")
+
+
+def test_closing_removes_everything_the_submission_owns(tmp_path, client, no_leftovers):
+    gate = Gatekeeper(OWN, tmp_path)
+    gate.start()
+    learner = docker.DockerClient(base_url=gate.docker_host, version="auto")
+    learner.containers.run(BUSYBOX_IMAGE, ["sleep", "600"], detach=True, name=f"{OWN}-up",
+                           volumes={f"{OWN}-implicit": {"bind": "/data"}})
+    learner.networks.create(f"{OWN}-net")
+    learner.api.tag(BUSYBOX_IMAGE, f"{OWN}-alias", "1")
+    learner.close()
+    removed = gate.close()
+    assert not removed.failures
+    with pytest.raises(NotFound):
+        client.volumes.get(f"{OWN}-implicit")
+    with pytest.raises(NotFound):
+        client.images.get(f"{OWN}-alias:1")
+    assert client.images.get(BUSYBOX_IMAGE)

@@ -1,0 +1,138 @@
+"""The gatekeeper's daemon-free rules: host powers, bind sources, limits, names, request heads."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from graders.gatekeeper.http import Request, Response, read_request
+from graders.gatekeeper.rules import (
+    Limits,
+    Refused,
+    apply_limits,
+    check_bind_source,
+    check_privileges,
+    normalise,
+    registry_of,
+)
+
+
+@pytest.mark.parametrize("host_config, rule", [
+    ({"Privileged": True}, "no-privileged"),
+    ({"CapAdd": ["SYS_ADMIN"]}, "no-added-capabilities"),
+    ({"Devices": [{"PathOnHost": "/dev/sda"}]}, "no-devices"),
+    ({"NetworkMode": "host"}, "no-host-namespaces"),
+    ({"PidMode": "host"}, "no-host-namespaces"),
+    ({"IpcMode": "host"}, "no-host-namespaces"),
+    ({"UTSMode": "host"}, "no-host-namespaces"),
+    ({"UsernsMode": "host"}, "no-host-namespaces"),
+    ({"SecurityOpt": ["seccomp=unconfined"]}, "no-unconfined"),
+    ({"SecurityOpt": ["apparmor:unconfined"]}, "no-unconfined"),
+    ({"SecurityOpt": ["label:disable"]}, "no-unconfined"),
+    ({"CgroupParent": "/"}, "no-cgroup-escape"),
+])
+def test_host_powers_are_refused_naming_the_rule(host_config, rule):
+    with pytest.raises(Refused) as refused:
+        check_privileges(host_config)
+    assert refused.value.rule == rule
+    assert f"gatekeeper refused ({rule})" in str(refused.value)
+
+
+def test_an_ordinary_container_passes():
+    check_privileges({"CapDrop": ["ALL"], "SecurityOpt": ["no-new-privileges"],
+                      "NetworkMode": "bridge", "ReadonlyRootfs": True})
+
+
+def test_bind_sources_must_stay_in_scratch(tmp_path):
+    scratch = tmp_path / "scratch"
+    (scratch / "data").mkdir(parents=True)
+    check_bind_source(str(scratch / "data"), scratch)
+    check_bind_source(str(scratch), scratch)
+    for outside in ("/", "/var/run/docker.sock", str(tmp_path), str(scratch) + "-other",
+                    str(scratch / ".." / "elsewhere")):
+        with pytest.raises(Refused, match="bind-mounts-in-scratch"):
+            check_bind_source(outside, scratch)
+
+
+def test_a_symlink_out_of_scratch_is_followed_and_refused(tmp_path):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "escape").symlink_to("/")
+    with pytest.raises(Refused, match="outside"):
+        check_bind_source(str(scratch / "escape"), scratch)
+
+
+def test_unset_limits_get_defaults():
+    limits = Limits()
+    host = apply_limits({}, limits)
+    assert host["Memory"] == limits.memory
+    assert host["NanoCpus"] == limits.nano_cpus
+    assert host["PidsLimit"] == limits.pids
+    assert host["LogConfig"]["Config"]["max-size"]
+
+
+def test_limits_a_request_sets_are_kept_below_the_ceiling():
+    host = apply_limits({"Memory": 64 * 2**20, "PidsLimit": 20, "CpuQuota": 50_000,
+                         "CpuPeriod": 100_000}, Limits())
+    assert (host["Memory"], host["PidsLimit"]) == (64 * 2**20, 20)
+    assert "NanoCpus" not in host  # Docker refuses NanoCpus beside a quota
+
+
+@pytest.mark.parametrize("host_config", [
+    {"Memory": 8 * 2**30}, {"NanoCpus": 16 * 10**9}, {"PidsLimit": 100_000},
+    {"CpuQuota": 800_000, "CpuPeriod": 100_000},
+])
+def test_limits_above_the_ceiling_are_refused(host_config):
+    with pytest.raises(Refused, match="resource-ceiling"):
+        apply_limits(host_config, Limits())
+
+
+def test_an_update_cannot_lift_the_pids_limit():
+    with pytest.raises(Refused, match="resource-ceiling"):
+        apply_limits({"PidsLimit": -1}, Limits(), updating=True)
+
+
+@pytest.mark.parametrize("reference, registry", [
+    ("busybox", ""), ("library/busybox:1.35.0", ""), ("user/app", ""),
+    ("127.0.0.1:5000/app:1", "127.0.0.1:5000"), ("localhost/app", "localhost"),
+    ("registry.example.org/team/app", "registry.example.org"),
+])
+def test_registry_of_a_reference(reference, registry):
+    assert registry_of(reference) == registry
+
+
+@pytest.mark.parametrize("reference, name", [
+    ("busybox", "busybox:latest"), ("docker.io/library/busybox:1.35.0", "busybox:1.35.0"),
+    ("127.0.0.1:5000/app", "127.0.0.1:5000/app:latest"),
+])
+def test_references_are_compared_in_one_form(reference, name):
+    assert normalise(reference) == name
+
+
+def test_request_heads_are_parsed_without_the_api_version():
+    raw = (b"POST /v1.41/containers/a%20b/start?x=1&y=2 HTTP/1.1\r\nHost: docker\r\n"
+           b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+
+    async def parse():
+        reader = asyncio.StreamReader()
+        reader.feed_data(raw)
+        reader.feed_eof()
+        return await read_request(reader)
+
+    request = asyncio.run(parse())
+    assert request.path == "/containers/a b/start"
+    assert request.param("y") == "2"
+    assert request.upgrades
+    rewritten = request.with_query([("filters", '{"label": ["a=b"]}')])
+    assert rewritten.target.startswith("/v1.41/containers/a%20b/start?filters=")
+    assert rewritten.param("filters") == '{"label": ["a=b"]}'
+
+
+def test_a_rewritten_chunked_answer_stays_chunked():
+    """docker-py reads streamed answers (loads, pulls) only when they are chunked."""
+    encoded = Response(200, "OK", [("Transfer-Encoding", "chunked")], b'{"a":1}',
+                       chunked=True).encode()
+    assert encoded.endswith(b'7\r\n{"a":1}\r\n0\r\n\r\n')
+    assert b"Content-Length" not in encoded
+    assert Request("GET", "/x").with_header("Connection", "close").header("connection") == "close"
