@@ -132,12 +132,13 @@ def release(check: bool) -> None:
 
 
 def _grading_options(cell_timeout, timeout, force, students, db, feedback, workers=None,
-                     scheduler=None):
+                     scheduler=None, gatekeeper=True, max_containers=None):
     from .grading import GradingOptions
 
     return GradingOptions(cell_timeout=cell_timeout, submission_timeout=timeout, force=force,
                           students=list(students) or None, db_url=db, feedback=feedback,
-                          workers=workers, scheduler=scheduler)
+                          workers=workers, scheduler=scheduler, gatekeeper=gatekeeper,
+                          limits={"max_containers": max_containers} if max_containers else {})
 
 
 def _print_batch(batch, table_of_students: bool = True) -> None:
@@ -225,6 +226,11 @@ grading_flags = [
                  help="Worker processes [default: one per core]."),
     click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
                  help="Grade on this Dask cluster instead; each worker uses its node's daemon."),
+    click.option("--gatekeeper/--no-gatekeeper", default=True, show_default=True,
+                 help="Give each submission its own gatekeeper to the daemon. Turn it off only "
+                      "for trusted notebooks: without it a submission can do anything as root."),
+    click.option("--max-containers", type=click.IntRange(min=1), default=None,
+                 help="Containers one submission may have at once [default: 20]."),
 ]
 
 
@@ -241,7 +247,7 @@ def with_grading_flags(command):
 @with_grading_flags
 @reports_errors
 def grade(assignments, course_dir, cell_timeout, timeout, force, students, db, feedback, workers,
-          scheduler) -> None:
+          scheduler, gatekeeper, max_containers) -> None:
     """Autograde the submissions of each ASSIGNMENT in submitted/<student>/ASSIGNMENT/.
 
     Several assignments share one pool of warm workers. Interrupted or not, run the same command
@@ -257,7 +263,8 @@ def grade(assignments, course_dir, cell_timeout, timeout, force, students, db, f
     try:
         batches = grade_assignments(course_dir or project_root(), list(assignments),
                                     _grading_options(cell_timeout, timeout, force, students, db,
-                                                     feedback, workers, scheduler),
+                                                     feedback, workers, scheduler, gatekeeper,
+                                                     max_containers),
                                     on_start=bar.start, on_result=bar.result)
     finally:
         bar.stop()

@@ -43,6 +43,8 @@ class GradingOptions:
     workers: int | None = None
     scheduler: str | None = None
     retries: int = 1
+    gatekeeper: bool = True
+    limits: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -120,7 +122,9 @@ class Coordinator:
             timestamp=stamp.read_text().strip() if stamp.exists() else "",
             cell_timeout=self.options.cell_timeout,
             submission_timeout=self.options.submission_timeout,
-            exclusive_daemon=exclusive, feedback=self.options.feedback)
+            exclusive_daemon=exclusive, feedback=self.options.feedback,
+            gatekeeper=self.options.gatekeeper,
+            limits=tuple(sorted(self.options.limits.items())))
 
     def summarise(self, result: GradingResult) -> SubmissionResult:
         score, maximum = self.recorder.score(result.student)

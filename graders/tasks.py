@@ -42,6 +42,10 @@ class GradingTask:
     submission_timeout: int = 300
     exclusive_daemon: bool = False
     feedback: bool = True
+    #: Each submission reaches Docker only through its own gatekeeper (see graders/gatekeeper).
+    gatekeeper: bool = True
+    #: Overrides of the gatekeeper's Limits as (name, value) pairs, e.g. (("max_containers", 30),).
+    limits: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass

@@ -194,6 +194,8 @@ def _autograde_config(task: GradingTask, root: Path, db_url: str, outcome_path: 
             "exclusive_daemon": task.exclusive_daemon,
             "outcome_file": str(outcome_path),
             "scratch_dir": str(scratch),
+            "gatekeeper": task.gatekeeper,
+            "limits": dict(task.limits),
             "parameters": {
                 "NAMESPACE": task.namespace,
                 "BUSYBOX_IMAGE": settings.BUSYBOX_IMAGE,
