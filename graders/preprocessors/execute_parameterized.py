@@ -20,6 +20,7 @@ from nbgrader.preprocessors import Execute
 from papermill.parameterize import parameterize_notebook
 from traitlets import Bool, Dict, Integer, List, Unicode
 
+from .. import confinement
 from ..daemon_watch import DaemonWatch
 from ..errors import DaemonUnavailable
 from ..gatekeeper import Gatekeeper, Limits
@@ -63,6 +64,12 @@ class ExecuteParameterized(Execute):
         config=True)
     limits = Dict({}, help="Overrides of the gatekeeper's Limits (caps and ceilings).").tag(
         config=True)
+    confine = Bool(
+        True, help="Run the kernel as the submission's own user, away from the grader's files "
+                   "(needs root; otherwise the gatekeeper alone guards the daemon)."
+    ).tag(config=True)
+    hidden_paths = List([], help="Files and folders the confined kernel must not see.").tag(
+        config=True)
 
     raise_on_iopub_timeout = Bool(False).tag(config=True)
     # The kernel's own start-up warnings go to the grader's terminal, not to any cell.
@@ -77,6 +84,11 @@ class ExecuteParameterized(Execute):
         self._abandoned = ""
         self._cell_timeout = self.timeout
         self._kernel_docker_host = ""
+        self._confinement = None
+        if self.confine and self.scratch_dir and confinement.available():
+            self._confinement = confinement.Confinement(self.namespace, Path(self.scratch_dir),
+                                                        hidden=list(self.hidden_paths))
+            self._confinement.prepare()
         nb = parameterize_notebook(self._prepare(nb), self.parameters)
         started = time.monotonic()
         client = None
@@ -99,6 +111,8 @@ class ExecuteParameterized(Execute):
             self._outcome.swept = removed.total
             self._outcome.sweep_failures = removed.failures
         finally:
+            if self._confinement is not None:
+                self._confinement.end()
             self._outcome.seconds = round(time.monotonic() - started, 2)
             if client is not None:
                 client.close()
@@ -111,6 +125,15 @@ class ExecuteParameterized(Execute):
             return nullcontext()
         return Gatekeeper(self.namespace, Path(self.scratch_dir or os.getcwd()),
                           limits=Limits(**self.limits))
+
+    def create_kernel_manager(self):
+        """A confined kernel when grading as root: see graders.confinement."""
+        if self._confinement is not None:
+            self.kernel_manager_class = confinement.ConfinedKernelManager
+        km = super().create_kernel_manager()
+        if self._confinement is not None:
+            km.confinement = self._confinement
+        return km
 
     async def async_start_new_kernel(self, **kwargs):
         """Start the kernel with the gatekeeper as its Docker daemon."""
