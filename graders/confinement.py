@@ -50,7 +50,7 @@ class Confinement:
     def wrap(self, command: list[str]) -> list[str]:
         python = Path(sys.executable)
         reachable = {sys.prefix, sys.base_prefix, str(python.parent), os.path.realpath(python),
-                     str(project_root())}
+                     str(project_root()), str(self.scratch)}
         options = [f"--expose={path}" for path in sorted(reachable)]
         options += [f"--hide={path}" for path in self.hidden]
         return [sys.executable, "-m", "graders.confine", f"--uid={self.uid}",

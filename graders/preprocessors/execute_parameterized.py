@@ -135,12 +135,16 @@ class ExecuteParameterized(Execute):
             km.confinement = self._confinement
         return km
 
-    async def async_start_new_kernel(self, **kwargs):
-        """Start the kernel with the gatekeeper as its Docker daemon."""
+    def start_new_kernel(self, **kwargs):
+        """Start the kernel with the gatekeeper as its Docker daemon.
+
+        nbconvert's ExecutePreprocessor calls this synchronous wrapper, which nbclient binds
+        to its own coroutine: overriding the coroutine alone would never run.
+        """
         if self._kernel_docker_host:
             env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
             kwargs.setdefault("env", {**env, "DOCKER_HOST": self._kernel_docker_host})
-        return await super().async_start_new_kernel(**kwargs)
+        return super().start_new_kernel(**kwargs)
 
     def _prepare(self, nb):
         """Tag the real parameters cell and strip tags a student could use to move the injection.

@@ -1,0 +1,87 @@
+"""A graded kernel reaches Docker only through its gatekeeper, and (as root) runs confined."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+
+import builders as b
+import nbformat
+import pytest
+from conftest import ROOT
+
+from graders import confinement
+from graders.outcome import Outcome
+from graders.preprocessors import ExecuteParameterized
+from graders.settings import BUSYBOX_IMAGE
+
+pytestmark = pytest.mark.docker
+NAMESPACE = "sandbox00001"
+
+PROBE = textwrap.dedent("""\
+    import json, os, socket
+    import docker
+
+    found = {"uid": os.getuid(), "docker_host": os.environ.get("DOCKER_HOST", "")}
+    try:
+        client.containers.run(BUSYBOX_IMAGE, ["true"], privileged=True, remove=True)
+        found["privileged"] = "allowed"
+    except docker.errors.APIError as error:
+        found["privileged"] = error.explanation
+    for name, attempt in {
+        "daemon_socket": lambda: socket.socket(socket.AF_UNIX).connect("/var/run/docker.sock"),
+        "solutions": lambda: os.listdir(SOURCE),
+        "write_outside_scratch": lambda: open(os.path.join(OUTSIDE, "probe"), "w"),
+        "signal_init": lambda: os.kill(1, 0),
+    }.items():
+        try:
+            attempt()
+            found[name] = "allowed"
+        except OSError as error:
+            found[name] = type(error).__name__
+    print(json.dumps(found))
+""")
+
+
+def _execute(tmp_path, **traits):
+    nb = b.mini_source()
+    nb.cells.append(nbformat.v4.new_code_cell(PROBE, id="probe"))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    outcome = tmp_path / "outcome.json"
+    source = str(ROOT / "source")
+    execute = ExecuteParameterized(
+        timeout=30, namespace=NAMESPACE, scratch_dir=str(scratch), outcome_file=str(outcome),
+        hidden_paths=[source],
+        parameters={"NAMESPACE": NAMESPACE, "BUSYBOX_IMAGE": BUSYBOX_IMAGE,
+                    "SOURCE": source, "OUTSIDE": str(tmp_path)}, **traits)
+    nb, _ = execute.preprocess(nb, {"metadata": {"path": str(scratch)}})
+    probe = next(c for c in nb.cells if c.id == "probe")
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors, errors
+    return json.loads(probe.outputs[0].text), Outcome.load(outcome)
+
+
+def test_the_kernel_talks_to_its_gatekeeper(tmp_path, no_leftovers):
+    found, outcome = _execute(tmp_path)
+    assert "course-gatekeeper-" in found["docker_host"]
+    assert "gatekeeper refused (no-privileged)" in found["privileged"]
+    assert any("no-privileged" in refusal for refusal in outcome.refused)
+
+
+@pytest.mark.skipif(not confinement.available(), reason="confinement needs root on Linux")
+def test_a_confined_kernel_cannot_reach_the_host(tmp_path, no_leftovers):
+    found, _ = _execute(tmp_path)
+    assert found["uid"] >= confinement.FIRST_UID
+    assert found["daemon_socket"] in ("PermissionError", "FileNotFoundError")
+    assert found["solutions"] == "PermissionError"
+    assert found["write_outside_scratch"] in ("PermissionError", "OSError")
+    assert found["signal_init"] == "PermissionError"
+
+
+def test_without_confinement_the_kernel_is_the_graders_user(tmp_path, no_leftovers):
+    """The comparison that shows the confined test above can fail."""
+    found, _ = _execute(tmp_path, confine=False)
+    assert found["uid"] == os.getuid()
+    assert found["solutions"] == "allowed"
