@@ -273,6 +273,55 @@ def grade(assignments, course_dir, cell_timeout, timeout, force, students, db, f
 
 
 @main.command()
+@click.option("--namespace", default="learner", show_default=True,
+              help="Whose objects this endpoint stamps, shows and cleans up.")
+@click.option("--scratch", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="The one folder containers may bind-mount [default: ./work/scratch].")
+@click.option("--max-containers", type=click.IntRange(min=1), default=20, show_default=True)
+@reports_errors
+def gatekeeper(namespace: str, scratch: Path | None, max_containers: int) -> None:
+    """Serve a gatekeeper endpoint in front of the daemon until Ctrl-C, showing its refusals.
+
+    The endpoint grading gives every submission, for trying out: point DOCKER_HOST at it and
+    see what a privileged container or a bind mount of / gets. Ctrl-C removes everything
+    created through it.
+    """
+    import signal
+    import time
+
+    from .gatekeeper import Gatekeeper, Limits
+
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.default_int_handler)
+    scratch = (scratch or Path.cwd() / "work" / "scratch").resolve()
+    scratch.mkdir(parents=True, exist_ok=True)
+    gate = Gatekeeper(namespace, scratch, limits=Limits(max_containers=max_containers))
+    gate.start()
+    console.print(f"gatekeeper for namespace [bold]{namespace}[/], bind mounts only under "
+                  f"{scratch}; in another shell:")
+    click.echo(f"export DOCKER_HOST={gate.docker_host}")
+    shown = 0
+
+    def show_refusals() -> None:
+        nonlocal shown
+        for refusal in gate.refusals[shown:]:
+            console.print(f"[yellow]refused[/] {refusal}")
+        shown = len(gate.refusals)
+
+    try:
+        while True:
+            time.sleep(0.5)
+            show_refusals()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not stop the cleanup
+        show_refusals()
+        removed = gate.close()
+        console.print(f"removed {removed.total} objects of namespace {namespace}")
+
+
+@main.command()
 @click.option("--work-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Folder for the demo's gradebook and results [default: ./work/demo].")
 @click.option("--log-dir", type=click.Path(path_type=Path), default=None,

@@ -218,3 +218,33 @@ def test_closing_removes_everything_the_submission_owns(tmp_path, client, no_lef
     with pytest.raises(NotFound):
         client.images.get(f"{OWN}-alias:1")
     assert client.images.get(BUSYBOX_IMAGE)
+
+
+def test_course_gatekeeper_serves_until_interrupted_then_cleans_up(tmp_path, client,
+                                                                   no_leftovers):
+    """The endpoint learners can try by hand: refusals are shown, Ctrl-C removes their objects."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    course = Path(sys.executable).parent / "course"
+    process = subprocess.Popen([str(course), "gatekeeper", "--namespace", OWN, "--scratch",
+                                str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        line = ""
+        while not line.startswith("export DOCKER_HOST="):
+            line = process.stdout.readline()
+            assert line, "course gatekeeper ended before printing its endpoint"
+        learner = docker.DockerClient(base_url=line.split("=", 1)[1].strip(), version="auto")
+        learner.containers.run(BUSYBOX_IMAGE, ["sleep", "600"], detach=True, name=f"{OWN}-by-hand")
+        with refused("no-privileged"):
+            learner.containers.run(BUSYBOX_IMAGE, ["true"], privileged=True)
+        learner.close()
+    finally:
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=60)[0]
+    assert "refused gatekeeper refused (no-privileged)" in output.replace("\n", " ")
+    assert "removed 1 objects" in output
+    with pytest.raises(NotFound):
+        client.containers.get(f"{OWN}-by-hand")

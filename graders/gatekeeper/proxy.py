@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import docker
 from docker.errors import APIError, NotFound
 
+from ..errors import DaemonUnavailable
 from ..sweep import Removed, remove_namespace
 from .http import MAX_HEAD, BadRequest, json_response, read_body, read_request, read_response
 from .policy import Forward, Policy
@@ -56,8 +57,14 @@ class Gatekeeper:
         self.refusals: list[str] = []
         self._folder = Path(tempfile.mkdtemp(prefix="course-gatekeeper-"))
         self.socket_path = self._folder / "docker.sock"
-        self._client = docker.DockerClient(base_url=self.upstream, version="auto", timeout=60)
-        self.policy = Policy(namespace, self.scratch, self._client, limits)
+        try:
+            self._client = docker.DockerClient(base_url=self.upstream, version="auto",
+                                               timeout=60)
+            self.policy = Policy(namespace, self.scratch, self._client, limits)
+        except docker.errors.DockerException as error:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            raise DaemonUnavailable(
+                f"the gatekeeper cannot reach the daemon at {self.upstream}: {error}") from None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Event | None = None
