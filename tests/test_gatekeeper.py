@@ -194,8 +194,9 @@ def test_defaults_fill_unset_limits_and_the_container_cap_holds(learner, client)
     first = learner.containers.create(BUSYBOX_IMAGE, ["true"], name=f"{OWN}-c0")
     host = client.api.inspect_container(first.id)["HostConfig"]
     limits = Limits()
-    assert (host["Memory"], host["PidsLimit"], host["NanoCpus"]) == \
-        (limits.memory, limits.pids, limits.nano_cpus)
+    assert (host["Memory"], host["PidsLimit"]) == (limits.memory, limits.pids)
+    assert host["CpuQuota"] * 1_000_000_000 // host["CpuPeriod"] == limits.nano_cpus
+    first.update(mem_limit="512m", cpu_quota=50_000)  # limits stay adjustable below the ceiling
     learner.containers.create(BUSYBOX_IMAGE, ["true"], name=f"{OWN}-c1")
     learner.containers.create(BUSYBOX_IMAGE, ["true"], name=f"{OWN}-c2")
     with refused("container-cap"):

@@ -67,7 +67,7 @@ def test_unset_limits_get_defaults():
     limits = Limits()
     host = apply_limits({}, limits)
     assert host["Memory"] == limits.memory
-    assert host["NanoCpus"] == limits.nano_cpus
+    assert host["CpuQuota"] * 1_000_000_000 // host["CpuPeriod"] == limits.nano_cpus
     assert host["PidsLimit"] == limits.pids
     assert host["LogConfig"]["Config"]["max-size"]
 

@@ -53,6 +53,12 @@ def check_privileges(host: dict) -> None:
     for option in host.get("SecurityOpt") or []:
         if "unconfined" in option or option.replace(":", "=") == "label=disable":
             raise Refused("no-unconfined", f"security option {option!r} removes confinement")
+        if option.startswith(("seccomp=", "seccomp:")):
+            raise Refused("no-unconfined", "a custom seccomp profile (which can allow every "
+                                           "system call) is not allowed")
+    for paths in ("MaskedPaths", "ReadonlyPaths"):
+        if host.get(paths) is not None:
+            raise Refused("no-unconfined", f"setting {paths} would unmask the host's /proc files")
     if host.get("CgroupParent") or host.get("Cgroup"):
         raise Refused("no-cgroup-escape", "choosing the container's cgroup is not allowed")
     if host.get("Runtime") not in (None, "", "runc"):
@@ -90,8 +96,13 @@ def apply_limits(host: dict, limits: Limits, updating: bool = False) -> dict:
         return host
     if not memory:
         host["Memory"] = limits.memory
+        if not host.get("MemorySwap"):
+            # Room for a later `docker update --memory` up to the ceiling.
+            host["MemorySwap"] = 2 * limits.memory_ceiling
     if not cpus and not period:
-        host["NanoCpus"] = limits.nano_cpus
+        # A quota, not NanoCpus: Docker refuses to update the quota of a NanoCpus container.
+        host["CpuPeriod"] = 100_000
+        host["CpuQuota"] = limits.nano_cpus * 100_000 // 1_000_000_000
     if pids <= 0:
         host["PidsLimit"] = limits.pids
     if not (host.get("LogConfig") or {}).get("Type"):
