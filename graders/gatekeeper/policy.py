@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import docker
 from docker.errors import NotFound
@@ -195,16 +196,14 @@ class Policy:
                       if p.get("PublicPort")}
         return ports
 
-    def own_registry(self, reference_or_host: str, action: str) -> None:
-        host = (registry_of(reference_or_host) if "/" in reference_or_host
-                else reference_or_host)
+    def own_registry(self, host: str, action: str) -> None:
+        """Only a registry this submission runs itself: a local port its containers publish."""
         name, _, port = host.rpartition(":")
         if name in LOCAL_HOSTS and port in self.registry_ports():
             return
-        where = host or "Docker Hub"
         raise Refused("own-registry-only",
-                      f"{action} {reference_or_host!r} would reach {where}: only a registry "
-                      f"this submission runs on 127.0.0.1 is allowed")
+                      f"{action} would reach {host or 'Docker Hub'}: only a registry this "
+                      f"submission runs on 127.0.0.1 is allowed")
 
     # -- containers --------------------------------------------------------------------------
 
@@ -304,7 +303,7 @@ class Policy:
         source = request.param("fromImage")
         if source:
             reference = source + (f":{request.param('tag')}" if request.param("tag") else "")
-            self.own_registry(reference, "pulling")
+            self.own_registry(registry_of(reference), f"pulling {reference!r}")
             self.track(self.free_reference(reference))
             return Forward(request, after=self._guard_references())
         repository = request.param("repo")
@@ -338,7 +337,7 @@ class Policy:
 
     def push_image(self, request: Request, ident: str) -> Forward:
         self.readable_image(ident)
-        self.own_registry(ident, "pushing")
+        self.own_registry(registry_of(ident), f"pushing {ident!r}")
         return Forward(request)
 
     def remove_image(self, request: Request, ident: str) -> Forward:
@@ -474,5 +473,7 @@ class Policy:
         return Forward(request, transform=_json_transform(keep))
 
     def login(self, request: Request, body: bytes, *_) -> Forward:
-        self.own_registry(json.loads(body or b"{}").get("serveraddress") or "", "logging in to")
+        address = json.loads(body or b"{}").get("serveraddress") or ""
+        host = urlsplit(address if "//" in address else f"//{address}").netloc
+        self.own_registry(host, f"logging in to {address!r}")
         return Forward(request, body)
