@@ -107,3 +107,70 @@ def copy_tree(src: Path, dst: Path) -> Path:
 def read_autograded(root: Path, student: str, assignment: str = MINI) -> nbformat.NotebookNode:
     path = root / "autograded" / student / assignment / f"{assignment}.ipynb"
     return nbformat.read(str(path), as_version=4)
+
+
+SANDBOX = "sandbox"
+
+
+def sandbox_source() -> nbformat.NotebookNode:
+    """Three honest exercises that each leave a labelled object on the daemon and check it:
+    a running container (2 points), a volume a container writes to (2), and a port published
+    on a host port the daemon chooses (1)."""
+    nb = mini_source()
+    keep = ("title", "parameters", "setup", "start-solution", "start-tests")
+    nb.cells = [c for c in nb.cells if c.id in keep]
+    nb.cells += [
+        new_code_cell(
+            "def make_volume(client, name, labels):\n    ### BEGIN SOLUTION\n"
+            "    return client.volumes.create(name, labels=labels)\n    ### END SOLUTION",
+            id="volume-solution", metadata=_nbgrader("volume-solution", solution=True)),
+        new_code_cell(
+            'v = make_volume(client, f"{NAMESPACE}-data", LABELS)\n'
+            'assert v is not None, "make_volume should return the volume"\n'
+            "written = client.containers.run(\n"
+            "    BUSYBOX_IMAGE, ['sh', '-c', 'echo kept > /data/f && cat /data/f'],\n"
+            "    volumes={v.name: {'bind': '/data'}}, labels=LABELS, remove=True)\n"
+            'assert written == b"kept\\n", written\n'
+            "### BEGIN HIDDEN TESTS\n"
+            "assert client.volumes.get(v.name).attrs['Labels'] == LABELS\n"
+            "### END HIDDEN TESTS",
+            id="volume-tests", metadata=_nbgrader("volume-tests", grade=True, locked=True,
+                                                  points=2)),
+        new_code_cell(
+            "def publish(client, image, name, labels):\n    ### BEGIN SOLUTION\n"
+            "    return client.containers.run(image, ['sleep', '300'], name=name, labels=labels,\n"
+            "                                 ports={'8080/tcp': ('127.0.0.1', None)},"
+            " detach=True)\n    ### END SOLUTION",
+            id="publish-solution", metadata=_nbgrader("publish-solution", solution=True)),
+        new_code_cell(
+            'p = publish(client, BUSYBOX_IMAGE, f"{NAMESPACE}-web", LABELS)\n'
+            "p.reload()\n"
+            "bound = p.ports['8080/tcp'][0]\n"
+            'assert bound["HostIp"] == "127.0.0.1" and int(bound["HostPort"]) > 0, bound',
+            id="publish-tests", metadata=_nbgrader("publish-tests", grade=True, locked=True,
+                                                   points=1)),
+    ]
+    return nb
+
+
+def with_added_cell(nb, source: str, cell_id: str = "added") -> nbformat.NotebookNode:
+    """The notebook with a plain code cell a student appended at the end."""
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+    nb.cells.append(new_code_cell(source, id=cell_id))
+    return nb
+
+
+def cell_text(nb: nbformat.NotebookNode, cell_id: str) -> str:
+    """Everything a cell showed: its streams, results and errors, as one text."""
+    parts = []
+    for cell in nb.cells:
+        if cell.get("id") != cell_id:
+            continue
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                parts.append(output.get("text", ""))
+            elif output.get("output_type") == "error":
+                parts.append(f"{output.get('ename')}: {output.get('evalue')}")
+            elif "data" in output:
+                parts.append(output["data"].get("text/plain", ""))
+    return "\n".join(parts)
