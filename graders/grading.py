@@ -8,6 +8,7 @@ is interrupted resumes with the same command, grading only what was not recorded
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from pathlib import Path
 import docker
 
 from . import settings
+from .bundles import make_bundle
 from .daemon import daemon_answers
 from .daemon_lock import exclusive_grading
 from .errors import GradingError
@@ -108,7 +110,13 @@ class Coordinator:
                                remedy="Check the assignment id and --course-dir.")
         generate_release(self.root, self.root / "release", assignments=[self.assignment],
                          db_url=self.db_url)
-        return AssignmentBundle(self.assignment, source.read_bytes())
+        return make_bundle(self.root, self.db_url, self.assignment)
+
+    def code_cells(self) -> int:
+        """The source notebook's code cells: a notebook with more takes longer to grade."""
+        source = self.root / "source" / self.assignment / f"{self.assignment}.ipynb"
+        return sum(cell["cell_type"] == "code"
+                   for cell in json.loads(source.read_bytes())["cells"])
 
     def task(self, bundle: AssignmentBundle, student: str, exclusive: bool) -> GradingTask:
         folder = self.root / "submitted" / student / self.assignment
@@ -145,50 +153,10 @@ def grade_assignment(
     """Grade the submissions of ``assignment`` under ``root/submitted`` and write the exports.
 
     ``on_start(to_grade, workers)`` is called once the work is known; ``on_result`` for every
-    submission as it is recorded. A ``pool`` passed in is used and left open, so several
-    assignments can share warm workers; otherwise one is made from the options and closed.
+    submission as it is recorded. A ``pool`` passed in is used and left open, so several runs
+    can share warm workers; otherwise one is made from the options and closed.
     """
-    options = options or GradingOptions()
-    started = time.monotonic()
-    coordinator = Coordinator(root, assignment, options)
-    bundle = coordinator.prepare()
-    batch = BatchResult(assignment)
-    pending = []
-    for student in options.students or find_students(coordinator.root, assignment):
-        previous = None if options.force else coordinator.recorder.previous(student)
-        if previous is None:
-            pending.append(student)
-            continue
-        score, maximum = coordinator.recorder.score(student)
-        done = SubmissionResult(student, assignment, Status.ALREADY_GRADED, score, maximum,
-                                detail=f"previously {previous.status.value}; --force regrades")
-        batch.results.append(done)
-        if on_result:
-            on_result(done)
-    with exclusive_grading() as exclusive:
-        batch.exclusive = exclusive and not options.scheduler
-        own_pool = pool is None
-        if own_pool:
-            pool = (DaskPool(options.scheduler) if options.scheduler
-                    else LocalPool(options.workers or default_workers()))
-        batch.workers = pool.workers
-        if on_start:
-            on_start(len(pending), pool.workers)
-        client = None if options.scheduler else docker.from_env()
-        before = Snapshot.take(client) if batch.exclusive else None
-        try:
-            _run(coordinator, pool, bundle, pending, batch, on_result,
-                 exclusive_tasks=batch.exclusive and pool.workers == 1, client=client)
-        finally:
-            if own_pool:
-                pool.close(cancel=True)
-            if client is not None:
-                if before is not None:
-                    batch.swept_after_batch = remove_new_since(client, before).total
-                client.close()
-            _export(coordinator, batch)
-            batch.seconds = round(time.monotonic() - started, 2)
-    return batch
+    return grade_assignments(root, [assignment], options, on_start, on_result, pool)[0]
 
 
 def grade_assignments(
@@ -197,56 +165,130 @@ def grade_assignments(
     options: GradingOptions | None = None,
     on_start: Callable[[int, int], None] | None = None,
     on_result: Callable[[SubmissionResult], None] | None = None,
+    pool: LocalPool | DaskPool | None = None,
 ) -> list[BatchResult]:
-    """Grade several assignments one after the other on one pool of warm workers."""
+    """Grade several assignments as one run, one BatchResult each, in the order given.
+
+    Every pending submission of every assignment goes to the pool at once, the longest expected
+    first, so no worker idles while another finishes the last submission of one assignment.
+    """
     options = options or GradingOptions()
-    if len(assignments) == 1:
-        return [grade_assignment(root, assignments[0], options, on_start, on_result)]
-    pool = (DaskPool(options.scheduler) if options.scheduler
-            else LocalPool(options.workers or default_workers()))
+    started = time.monotonic()
+    own_pool = pool is None
+    if own_pool:  # workers start (spawn, imports) while the coordinator prepares
+        pool = (DaskPool(options.scheduler) if options.scheduler
+                else LocalPool(options.workers or default_workers()))
     try:
-        return [grade_assignment(root, assignment, options, on_start, on_result, pool=pool)
-                for assignment in assignments]
+        coordinators = [Coordinator(root, assignment, options) for assignment in assignments]
+        bundles = {c.assignment: c.prepare() for c in coordinators}
+        batches = {c.assignment: BatchResult(c.assignment) for c in coordinators}
+        jobs = [job for c in coordinators
+                for job in _pending(c, batches[c.assignment], on_result)]
+        jobs.sort(key=lambda job: job.order)
+        with exclusive_grading() as exclusive:
+            exclusive = exclusive and not options.scheduler
+            for batch in batches.values():
+                batch.exclusive, batch.workers = exclusive, pool.workers
+            if on_start:
+                on_start(len(jobs), pool.workers)
+            client = None if options.scheduler else docker.from_env()
+            before = Snapshot.take(client) if exclusive else None
+            try:
+                _run(pool, bundles, jobs, batches, on_result,
+                     exclusive_tasks=exclusive and pool.workers == 1, client=client)
+            finally:
+                if own_pool:
+                    pool.close(cancel=True)
+                    own_pool = False
+                if client is not None:
+                    if before is not None:
+                        swept = remove_new_since(client, before).total
+                        for batch in batches.values():
+                            batch.swept_after_batch = swept
+                    client.close()
+                for coordinator in coordinators:
+                    _export(coordinator, batches[coordinator.assignment])
+                    batches[coordinator.assignment].seconds = round(
+                        time.monotonic() - started, 2)
     finally:
-        pool.close(cancel=True)
+        if own_pool:
+            pool.close(cancel=True)
+    return [batches[assignment] for assignment in assignments]
 
 
-def _run(coordinator: Coordinator, pool, bundle: AssignmentBundle, pending: list[str],
-         batch: BatchResult, on_result, exclusive_tasks: bool, client) -> None:
-    """Submit every pending student, record results as they come, retry infrastructure errors."""
-    attempts = {student: 0 for student in pending}
-    todo = list(pending)
+@dataclass(frozen=True, eq=False)
+class _Job:
+    """One submission to grade, and where it goes in the submit order.
+
+    The longest expected first: the bigger notebooks, and within one notebook the submissions
+    that took longest when graded before, so the run does not end on one long straggler.
+    """
+
+    coordinator: Coordinator
+    student: str
+    order: tuple[int, float]
+
+
+def _pending(coordinator: Coordinator, batch: BatchResult, on_result) -> list[_Job]:
+    """The students of one assignment still to grade; the others are reported as done."""
+    jobs = []
+    code_cells = coordinator.code_cells()
+    for student in coordinator.options.students or find_students(coordinator.root,
+                                                                  coordinator.assignment):
+        previous = coordinator.recorder.previous(student)
+        if previous is None or coordinator.options.force:
+            took = previous.wall_seconds if previous is not None else 0.0
+            jobs.append(_Job(coordinator, student, (-code_cells, -took)))
+            continue
+        score, maximum = coordinator.recorder.score(student)
+        done = SubmissionResult(student, coordinator.assignment, Status.ALREADY_GRADED, score,
+                                maximum,
+                                detail=f"previously {previous.status.value}; --force regrades")
+        batch.results.append(done)
+        if on_result:
+            on_result(done)
+    return jobs
+
+
+def _run(pool, bundles: dict[str, AssignmentBundle], jobs: list[_Job],
+         batches: dict[str, BatchResult], on_result, exclusive_tasks: bool, client) -> None:
+    """Submit every job, record results as they come, retry infrastructure errors."""
+    attempts = {job: 0 for job in jobs}
+    todo = list(jobs)
     in_flight: dict = {}
+
+    def task(job: _Job, exclusive: bool) -> GradingTask:
+        return job.coordinator.task(bundles[job.coordinator.assignment], job.student, exclusive)
+
     try:
         while todo:
-            in_flight = {pool.submit(coordinator.task(bundle, s, exclusive_tasks)): s
-                         for s in todo}
+            in_flight = {pool.submit(task(job, exclusive_tasks)): job for job in todo}
             todo = []
             for future in pool.as_completed(in_flight):
-                student = in_flight.pop(future)
+                job = in_flight.pop(future)
                 result = future.result()
-                attempts[student] += 1
+                attempts[job] += 1
+                coordinator = job.coordinator
                 if (result.status == Status.INFRASTRUCTURE
-                        and attempts[student] <= coordinator.options.retries):
-                    todo.append(student)
+                        and attempts[job] <= coordinator.options.retries):
+                    todo.append(job)
                     continue
-                coordinator.recorder.record(result, coordinator.task(bundle, student,
-                                                                     False).timestamp)
+                coordinator.recorder.record(result, task(job, False).timestamp)
                 summary = coordinator.summarise(result)
-                batch.results.append(summary)
+                batches[coordinator.assignment].results.append(summary)
                 if on_result:
                     on_result(summary)
             if todo and client is not None:
                 _wait_for_daemon(60)
     except KeyboardInterrupt:
         if client is not None:
-            for student in in_flight.values():
-                remove_namespace(client, coordinator.task(bundle, student, False).namespace,
-                                 match_names=True)
-        recorded = sum(1 for r in batch.results if r.status != Status.INFRASTRUCTURE)
+            for job in in_flight.values():
+                remove_namespace(client, task(job, False).namespace, match_names=True)
+        recorded = sum(1 for batch in batches.values() for r in batch.results
+                       if r.status != Status.INFRASTRUCTURE)
         raise GradingInterrupted(
             f"interrupted: {recorded} submissions recorded, "
-            f"{len(pending) - recorded} left to grade") from None
+            f"{len(jobs) - recorded} left to grade") from None
 
 
 def _wait_for_daemon(seconds: float) -> None:

@@ -34,6 +34,10 @@ class LocalPool:
         self._executor = concurrent.futures.ProcessPoolExecutor(
             max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
             initializer=warm_up)
+        # The executor spawns a process per submit while none is idle: start them all now, so
+        # their imports overlap with the coordinator's preparation instead of following it.
+        for _ in range(workers):
+            self._executor.submit(int)
 
     def submit(self, task: GradingTask):
         return self._executor.submit(grade_task, task)

@@ -1,7 +1,7 @@
 """What travels between the grading coordinator and its workers: plain, picklable data.
 
-A task carries everything a worker needs (the assignment's source notebook and the submission's
-bytes), so a worker on another machine with its own Docker daemon can grade it
+A task carries everything a worker needs (the assignment as the coordinator prepared it and the
+submission's bytes), so a worker on another machine with its own Docker daemon can grade it
 without a shared filesystem. A result carries everything the coordinator records.
 """
 
@@ -15,13 +15,17 @@ from .outcome import Status
 
 @dataclass(frozen=True)
 class AssignmentBundle:
-    """An assignment as a worker needs it: its source notebook (solutions and hidden tests).
+    """An assignment as a worker needs it, made once by the coordinator (graders.bundles).
 
-    The worker generates the release and a private gradebook from it, once per version.
+    The source notebook (solutions and hidden tests), the release notebook (to put back deleted
+    cells) and an SQLite gradebook with only this assignment's cells: a worker writes them into
+    its private course folder once per version instead of running nbgrader to make them.
     """
 
     assignment: str
     source: bytes
+    release: bytes
+    gradebook: bytes
 
     @property
     def key(self) -> str:

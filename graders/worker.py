@@ -1,9 +1,10 @@
 """Grading one task in a worker: nbgrader's autograde in a private course folder.
 
 A worker process (local or on a Dask node) keeps, per assignment version, a private course
-folder with the release and a private gradebook, so nbgrader, the kernel machinery and the
-assignment are set up once per worker, not once per submission. It never writes the course's
-real gradebook: it returns the grades and files, and the coordinator records them.
+folder with the release and a private gradebook written from the task's bundle, so nbgrader,
+the kernel machinery and the assignment are set up once per worker, not once per submission.
+It never writes the course's real gradebook: it returns the grades and files, and the
+coordinator records them.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ from .feedback import generate_feedback
 from .nbgrader_env import course_config, sqlite_url, tools_on_path
 from .outcome import Outcome, Status
 from .preprocessors import ExecuteParameterized, RestoreDeletedCells
-from .release import generate_release
 from .sweep import remove_namespace
 from .tasks import CellGrade, GradingResult, GradingTask
 
@@ -94,15 +94,16 @@ def _private_root() -> Path:
 
 
 def _prepare(task: GradingTask) -> Path:
-    """The private course folder for this assignment version, made on first use."""
+    """The private course folder for this assignment version, written on first use."""
     bundle = task.bundle
     if bundle.key not in _prepared:
         root = _private_root() / bundle.key
-        source = root / "source" / bundle.assignment / f"{bundle.assignment}.ipynb"
-        source.parent.mkdir(parents=True, exist_ok=True)
-        source.write_bytes(bundle.source)
-        generate_release(root, root / "release", assignments=[bundle.assignment],
-                         db_url=sqlite_url(root / "gradebook.db"))
+        name = f"{bundle.assignment}.ipynb"
+        for path, content in ((root / "source" / bundle.assignment / name, bundle.source),
+                              (root / "release" / bundle.assignment / name, bundle.release),
+                              (root / "gradebook.db", bundle.gradebook)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
         _prepared[bundle.key] = root
     return _prepared[bundle.key]
 

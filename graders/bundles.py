@@ -1,0 +1,69 @@
+"""Packing an assignment once, in the coordinator, so workers need not run nbgrader to set it up.
+
+The coordinator has already generated the release and put the assignment's cells into its
+gradebook. A bundle carries the results (the release notebook and a small SQLite gradebook
+holding only this assignment's cells), so a worker writes three files instead of running
+nbgrader's generate_assignment once per assignment, which costs a few seconds each time.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import shutil
+import tempfile
+from pathlib import Path
+
+from nbgrader.api import Gradebook
+
+from .nbgrader_env import sqlite_url, tools_on_path
+from .tasks import AssignmentBundle
+
+
+def make_bundle(root: Path, db_url: str, assignment: str) -> AssignmentBundle:
+    """The bundle of ``assignment``, whose release and gradebook cells already exist."""
+    source = root / "source" / assignment / f"{assignment}.ipynb"
+    release = root / "release" / assignment / f"{assignment}.ipynb"
+    with tempfile.TemporaryDirectory(prefix="course-bundle-") as scratch:
+        gradebook = Path(scratch) / "gradebook.db"
+        shutil.copy(_empty_gradebook(), gradebook)
+        copy_assignment(db_url, sqlite_url(gradebook), assignment)
+        return AssignmentBundle(assignment, source.read_bytes(), release.read_bytes(),
+                                gradebook.read_bytes())
+
+
+def copy_assignment(from_url: str, to_url: str, assignment: str) -> None:
+    """Copy the cells nbgrader's autograde reads (grade, solution, task, source) to a gradebook."""
+    with Gradebook(from_url) as origin:
+        found = origin.find_assignment(assignment)
+        with Gradebook(to_url, found.course_id) as target:
+            target.update_or_create_assignment(assignment, duedate=found.duedate)
+            for notebook in found.notebooks:
+                where = (notebook.name, assignment)
+                target.update_or_create_notebook(*where, kernelspec=notebook.kernelspec)
+                for cell in notebook.grade_cells:
+                    target.update_or_create_grade_cell(cell.name, *where,
+                                                       max_score=cell.max_score,
+                                                       cell_type=cell.cell_type)
+                for cell in notebook.task_cells:
+                    target.update_or_create_task_cell(cell.name, *where,
+                                                      max_score=cell.max_score,
+                                                      cell_type=cell.cell_type)
+                for cell in notebook.solution_cells:
+                    target.update_or_create_solution_cell(cell.name, *where)
+                for cell in notebook.source_cells:
+                    target.update_or_create_source_cell(cell.name, *where,
+                                                        cell_type=cell.cell_type,
+                                                        locked=cell.locked, source=cell.source,
+                                                        checksum=cell.checksum)
+
+
+@functools.cache
+def _empty_gradebook() -> Path:
+    """An empty gradebook made once per process: creating one runs alembic in a subprocess."""
+    folder = tempfile.mkdtemp(prefix="course-empty-gradebook-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = Path(folder) / "gradebook.db"
+    with tools_on_path(), Gradebook(sqlite_url(path)):
+        pass
+    return path
