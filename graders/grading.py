@@ -18,6 +18,7 @@ import docker
 
 from . import settings
 from .bundles import make_bundle
+from .confinement import secrets
 from .daemon import daemon_answers
 from .daemon_lock import exclusive_grading
 from .errors import GradingError
@@ -132,7 +133,8 @@ class Coordinator:
             submission_timeout=self.options.submission_timeout,
             exclusive_daemon=exclusive, feedback=self.options.feedback,
             gatekeeper=self.options.gatekeeper,
-            limits=tuple(sorted(self.options.limits.items())))
+            limits=tuple(sorted(self.options.limits.items())),
+            private_paths=tuple(secrets(self.root)))
 
     def summarise(self, result: GradingResult) -> SubmissionResult:
         score, maximum = self.recorder.score(result.student)

@@ -49,7 +49,7 @@ class Recorder:
                 seconds=result.seconds, wall_seconds=result.wall_seconds,
                 restored_cells=result.restored_cells,
                 swept=result.swept, sweep_failures=result.sweep_failures,
-                ).save(self.outcome_path(result.student))
+                refused=result.refused).save(self.outcome_path(result.student))
 
     def _write_grades(self, result: GradingResult, timestamp: str) -> None:
         extra = {"timestamp": parse_utc(timestamp)} if timestamp else {}

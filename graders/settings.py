@@ -12,6 +12,9 @@ from pathlib import Path
 
 #: Label on every object an exercise creates; its value is the submission's namespace.
 NAMESPACE_LABEL = "org.docker-course.namespace"
+#: Label the gatekeeper stamps on everything a submission creates through it, valued with the
+#: submission's namespace: its own mark of ownership, apart from the labels exercises choose.
+GATEKEEPER_LABEL = "org.docker-course.gatekeeper"
 #: Label on the course's own base images; cleanup never removes an image that has it.
 PROVISIONED_LABEL = "org.docker-course.provisioned"
 

@@ -155,15 +155,16 @@ def _remove_network(api, network_id: str) -> None:
 
 
 def remove_namespace(
-    client: docker.DockerClient, namespace: str, *, match_names: bool = False
+    client: docker.DockerClient, namespace: str, *, match_names: bool = False,
+    label: str = NAMESPACE_LABEL,
 ) -> Removed:
-    """Remove every object labelled with ``namespace``.
+    """Remove every object whose ``label`` (the namespace label unless told) is ``namespace``.
 
     With ``match_names`` also containers, volumes and networks whose name contains it: safe only
     for grading namespaces, which are fixed-length hashes that cannot occur inside another name.
     """
     api = client.api
-    label = {"label": f"{NAMESPACE_LABEL}={namespace}"}
+    label = {"label": f"{label}={namespace}"}
     containers = {c["Id"] for c in api.containers(all=True, filters=label)}
     networks = {n["Id"] for n in api.networks(filters=label)}
     volumes = {v["Name"] for v in api.volumes(filters=label).get("Volumes") or []}

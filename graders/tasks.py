@@ -50,6 +50,8 @@ class GradingTask:
     gatekeeper: bool = True
     #: Overrides of the gatekeeper's Limits as (name, value) pairs, e.g. (("max_containers", 30),).
     limits: tuple[tuple[str, int], ...] = ()
+    #: Paths on the grading host the kernel must not see (the course's solutions, gradebook).
+    private_paths: tuple[str, ...] = ()
 
 
 @dataclass
@@ -77,6 +79,7 @@ class GradingResult:
     restored_cells: list[str] = field(default_factory=list)
     swept: int = 0
     sweep_failures: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
     autograded: bytes = b""
     feedback_html: bytes = b""
     worker: str = ""

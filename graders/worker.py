@@ -166,6 +166,7 @@ def _copy_outcome(outcome: Outcome, result: GradingResult) -> None:
     result.status, result.detail, result.seconds = outcome.status, outcome.detail, outcome.seconds
     result.restored_cells = outcome.restored_cells
     result.swept, result.sweep_failures = outcome.swept, outcome.sweep_failures
+    result.refused = outcome.refused
 
 
 def _forget(root: Path, student: str) -> None:
@@ -197,6 +198,7 @@ def _autograde_config(task: GradingTask, root: Path, db_url: str, outcome_path: 
             "scratch_dir": str(scratch),
             "gatekeeper": task.gatekeeper,
             "limits": dict(task.limits),
+            "hidden_paths": list(task.private_paths),
             "parameters": {
                 "NAMESPACE": task.namespace,
                 "BUSYBOX_IMAGE": settings.BUSYBOX_IMAGE,

@@ -16,7 +16,7 @@ from docker.errors import APIError, NotFound
 from docker.types import Mount
 
 from graders.gatekeeper import Gatekeeper, Limits
-from graders.settings import BUSYBOX_IMAGE, NAMESPACE_LABEL
+from graders.settings import BUSYBOX_IMAGE, GATEKEEPER_LABEL, NAMESPACE_LABEL
 
 pytestmark = pytest.mark.docker
 OWN, OTHER = "gatekeeper01", "bystander001"
@@ -25,7 +25,7 @@ OWN, OTHER = "gatekeeper01", "bystander001"
 @pytest.fixture
 def victim(client):
     """Someone else's container, volume and network, which must survive every test."""
-    labels = {NAMESPACE_LABEL: OTHER}
+    labels = {NAMESPACE_LABEL: OTHER, GATEKEEPER_LABEL: OTHER}
     objects = {
         "container": client.containers.run(BUSYBOX_IMAGE, ["sleep", "600"], detach=True,
                                            name=f"{OTHER}-web", labels=labels),
@@ -70,7 +70,8 @@ def test_everyday_calls_work_and_are_stamped(learner, client):
     network = learner.networks.create(f"{OWN}-net")
     for kind, ident in (("container", web.id), ("volume", volume.name), ("network", network.id)):
         found = getattr(client, f"{kind}s").get(ident)
-        assert found.attrs.get("Config", found.attrs).get("Labels")[NAMESPACE_LABEL] == OWN
+        assert found.attrs.get("Config", found.attrs).get("Labels")[GATEKEEPER_LABEL] == OWN
+    assert NAMESPACE_LABEL not in web.labels  # the exercise's own labels stay its choice
 
 
 def test_streams_pass_through_attach_and_build(learner, client):
@@ -86,7 +87,10 @@ def test_streams_pass_through_attach_and_build(learner, client):
     dockerfile = f"FROM {BUSYBOX_IMAGE}\nRUN echo built > /built\n".encode()
     image, _ = learner.images.build(fileobj=io.BytesIO(dockerfile), tag=f"{OWN}-app:1",
                                     rm=True, forcerm=True)
-    assert client.images.get(f"{OWN}-app:1").labels[NAMESPACE_LABEL] == OWN
+    built = client.images.get(f"{OWN}-app:1")
+    assert built.labels[GATEKEEPER_LABEL] == OWN
+    parent = learner.images.get(built.attrs["Parent"])  # a build step's image is its own too
+    assert GATEKEEPER_LABEL not in (parent.labels or {})
 
 
 def test_lists_show_only_own_objects(learner, victim):
@@ -206,18 +210,26 @@ def test_defaults_fill_unset_limits_and_the_container_cap_holds(learner, client)
 def test_closing_removes_everything_the_submission_owns(tmp_path, client, no_leftovers):
     gate = Gatekeeper(OWN, tmp_path)
     gate.start()
-    learner = docker.DockerClient(base_url=gate.docker_host, version="auto")
-    learner.containers.run(BUSYBOX_IMAGE, ["sleep", "600"], detach=True, name=f"{OWN}-up",
-                           volumes={f"{OWN}-implicit": {"bind": "/data"}})
-    learner.networks.create(f"{OWN}-net")
-    learner.api.tag(BUSYBOX_IMAGE, f"{OWN}-alias", "1")
-    learner.close()
-    removed = gate.close()
+    try:
+        learner = docker.DockerClient(base_url=gate.docker_host, version="auto")
+        learner.containers.run(BUSYBOX_IMAGE, ["sleep", "600"], detach=True, name=f"{OWN}-up",
+                               volumes={f"{OWN}-implicit": {"bind": "/data"}})
+        anonymous = learner.api.create_container(BUSYBOX_IMAGE, ["true"], volumes=["/scratch"])
+        mount = learner.api.inspect_container(anonymous["Id"])["Mounts"][0]["Name"]
+        assert learner.volumes.get(mount)  # its own, though unlabelled
+        learner.networks.create(f"{OWN}-net")
+        learner.api.tag(BUSYBOX_IMAGE, f"{OWN}-alias", "1")
+        learner.images.build(fileobj=io.BytesIO(f"FROM {BUSYBOX_IMAGE}\nRUN true\n".encode()),
+                             tag=f"{OWN}-built:1", rm=True)
+        learner.close()
+    finally:
+        removed = gate.close()
     assert not removed.failures
-    with pytest.raises(NotFound):
-        client.volumes.get(f"{OWN}-implicit")
-    with pytest.raises(NotFound):
-        client.images.get(f"{OWN}-alias:1")
+    for lookup, name in ((client.volumes.get, f"{OWN}-implicit"), (client.volumes.get, mount),
+                         (client.images.get, f"{OWN}-alias:1"),
+                         (client.images.get, f"{OWN}-built:1")):
+        with pytest.raises(NotFound):
+            lookup(name)
     assert client.images.get(BUSYBOX_IMAGE)
 
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import docker
 from docker.errors import NotFound
 
-from ..settings import NAMESPACE_LABEL
+from ..settings import GATEKEEPER_LABEL
 from ..sweep import course_image_ids
 from .http import Request, Response
 from .rules import (
@@ -36,6 +36,8 @@ from .rules import (
 PREDEFINED_NETWORKS = ("bridge", "host", "none", "default")
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 LOADED = re.compile(r"Loaded image(?: ID)?: (\S+)")
+# Image ids in a build's output ("--->" arrives JSON-escaped): intermediate images carry no label.
+BUILT = re.compile(rb"(?:---(?:>|\\u003e) |Successfully built )([0-9a-f]{12})\b")
 
 
 @dataclass
@@ -46,6 +48,7 @@ class Forward:
     body: bytes | None = None
     transform: Callable[[Response], Response] | None = None
     after: Callable[[], None] | None = None
+    observe: Callable[[bytes], None] | None = None
 
 
 def _json_transform(edit: Callable) -> Callable[[Response], Response]:
@@ -54,6 +57,12 @@ def _json_transform(edit: Callable) -> Callable[[Response], Response]:
             response.body = json.dumps(edit(json.loads(response.body))).encode()
         return response
     return transform
+
+
+def _named(request: Request) -> str:
+    """The image name a tag, commit or import gives: ``repo`` may carry the tag itself."""
+    repository, tag = request.param("repo"), request.param("tag")
+    return f"{repository}:{tag}" if tag else repository
 
 
 def _with_label_filter(request: Request, label: str, param: str = "filters") -> Request:
@@ -79,8 +88,9 @@ class Policy:
         self.scratch = scratch
         self.api = client.api
         self.limits = limits
-        self.label = f"{NAMESPACE_LABEL}={namespace}"
+        self.label = f"{GATEKEEPER_LABEL}={namespace}"
         self.references: set[str] = set()
+        self.image_ids: set[str] = set()
         self._lock = threading.Lock()
         self.base_ids = course_image_ids(client)
         self.routes: list[tuple[set[str], re.Pattern, Callable, bool]] = [
@@ -142,7 +152,7 @@ class Policy:
     # -- ownership ---------------------------------------------------------------------------
 
     def _labelled(self, attributes: dict | None) -> bool:
-        return (attributes or {}).get(NAMESPACE_LABEL) == self.namespace
+        return (attributes or {}).get(GATEKEEPER_LABEL) == self.namespace
 
     def _inspect(self, inspect: Callable, ident: str) -> dict | None:
         try:
@@ -165,8 +175,9 @@ class Policy:
     def _own_image(self, image: dict) -> bool:
         with self._lock:
             tracked = {normalise(t) for t in image.get("RepoTags") or []} & self.references
+            built = image["Id"].removeprefix("sha256:")[:12] in self.image_ids
         return (self._labelled((image.get("Config") or {}).get("Labels"))
-                or bool(tracked) or image["Id"] in self.references)
+                or bool(tracked) or built)
 
     def readable_image(self, ident: str) -> None:
         image = self._image(ident)
@@ -232,7 +243,7 @@ class Policy:
         if count >= self.limits.max_containers:
             raise Refused("container-cap", f"this submission already has {count} containers, "
                                            f"the maximum is {self.limits.max_containers}")
-        spec["Labels"] = {**(spec.get("Labels") or {}), NAMESPACE_LABEL: self.namespace}
+        spec["Labels"] = {**(spec.get("Labels") or {}), GATEKEEPER_LABEL: self.namespace}
         spec["HostConfig"] = apply_limits(host, self.limits)
         return Forward(request, json.dumps(spec).encode())
 
@@ -259,7 +270,7 @@ class Policy:
         """A named volume a container mounts: this submission's, created labelled if new."""
         found = self._inspect(self.api.inspect_volume, name)
         if found is None:
-            self.api.create_volume(name, labels={NAMESPACE_LABEL: self.namespace})
+            self.api.create_volume(name, labels={GATEKEEPER_LABEL: self.namespace})
         elif not self._labelled(found.get("Labels")):
             raise Refused("ownership", f"volume {name!r} belongs to someone else")
 
@@ -306,11 +317,9 @@ class Policy:
             self.own_registry(registry_of(reference), f"pulling {reference!r}")
             self.track(self.free_reference(reference))
             return Forward(request, after=self._guard_references())
-        repository = request.param("repo")
-        if repository:
-            tag = request.param("tag") or split_reference(repository)[1] or "latest"
-            self.track(self.free_reference(f"{split_reference(repository)[0]}:{tag}"))
-        changes = [*request.query, ("changes", f'LABEL {NAMESPACE_LABEL}="{self.namespace}"')]
+        if request.param("repo"):
+            self.track(self.free_reference(_named(request)))
+        changes = [*request.query, ("changes", f'LABEL {GATEKEEPER_LABEL}="{self.namespace}"')]
         return Forward(request.with_query(changes), after=self._guard_references())
 
     def load_images(self, request: Request, *_) -> Forward:
@@ -331,8 +340,7 @@ class Policy:
 
     def tag_image(self, request: Request, ident: str) -> Forward:
         self.readable_image(ident)
-        target = f"{request.param('repo')}:{request.param('tag') or 'latest'}"
-        self.track(self.free_reference(target))
+        self.track(self.free_reference(_named(request)))
         return Forward(request)
 
     def push_image(self, request: Request, ident: str) -> Forward:
@@ -361,20 +369,33 @@ class Policy:
         for tag in request.params("t"):
             self.track(self.free_reference(tag))
         labels = json.loads(request.param("labels") or "{}")
-        labels[NAMESPACE_LABEL] = self.namespace
+        labels[GATEKEEPER_LABEL] = self.namespace
         # Intermediate containers carry no label: never let a build leave them behind.
         query = [(k, v) for k, v in request.query if k not in ("labels", "rm", "forcerm")]
         query += [("labels", json.dumps(labels)), ("rm", "1"), ("forcerm", "1")]
         if not request.param("memory"):
             query.append(("memory", str(self.limits.memory)))
-        return Forward(request.with_query(query), after=self._guard_references())
+        return Forward(request.with_query(query), after=self._guard_references(),
+                       observe=self._note_built_images())
+
+    def _note_built_images(self) -> Callable[[bytes], None]:
+        tail = b""
+
+        def observe(chunk: bytes) -> None:
+            nonlocal tail
+            found = BUILT.findall(tail + chunk)
+            tail = (tail + chunk)[-64:]  # an id split across two chunks is found next time
+            base = {i.removeprefix("sha256:")[:12] for i in self.base_ids}
+            with self._lock:  # the FROM step prints the course image's id: never claim it
+                self.image_ids.update(short.decode() for short in found
+                                      if short.decode() not in base)
+        return observe
 
     def commit(self, request: Request, *_) -> Forward:
         self.own_container(request.param("container"))
         if request.param("repo"):
-            self.track(self.free_reference(
-                f"{request.param('repo')}:{request.param('tag') or 'latest'}"))
-        changes = [*request.query, ("changes", f'LABEL {NAMESPACE_LABEL}="{self.namespace}"')]
+            self.track(self.free_reference(_named(request)))
+        changes = [*request.query, ("changes", f'LABEL {GATEKEEPER_LABEL}="{self.namespace}"')]
         return Forward(request.with_query(changes))
 
     def _guard_references(self) -> Callable[[], None]:
@@ -395,10 +416,16 @@ class Policy:
 
     # -- volumes and networks ----------------------------------------------------------------
 
+    def _mounted_by_own_containers(self) -> set[str]:
+        """Volumes this submission's containers mount: anonymous ones carry no label."""
+        return {mount["Name"] for container in self.api.containers(all=True, filters={
+            "label": self.label}) for mount in container.get("Mounts") or [] if mount.get("Name")}
+
     def list_volumes(self, request: Request, *_) -> Forward:
         def keep(listing: dict) -> dict:
+            mounted = self._mounted_by_own_containers()
             listing["Volumes"] = [v for v in listing.get("Volumes") or []
-                                  if self._labelled(v.get("Labels"))]
+                                  if self._labelled(v.get("Labels")) or v["Name"] in mounted]
             return listing
         return Forward(request, transform=_json_transform(keep))
 
@@ -407,12 +434,13 @@ class Policy:
         if spec.get("DriverOpts") or spec.get("Driver") not in (None, "", "local"):
             raise Refused("plain-volumes", "volume drivers and driver options (which can "
                                            "mount host paths) are not allowed")
-        spec["Labels"] = {**(spec.get("Labels") or {}), NAMESPACE_LABEL: self.namespace}
+        spec["Labels"] = {**(spec.get("Labels") or {}), GATEKEEPER_LABEL: self.namespace}
         return Forward(request, json.dumps(spec).encode())
 
     def volume_call(self, request: Request, name: str) -> Forward:
         found = self._inspect(self.api.inspect_volume, name)
-        if found is not None and not self._labelled(found.get("Labels")):
+        if found is not None and not self._labelled(found.get("Labels")) \
+                and name not in self._mounted_by_own_containers():
             raise Refused("ownership", f"volume {name!r} belongs to someone else")
         return Forward(request)
 
@@ -435,7 +463,7 @@ class Policy:
         spec = json.loads(body or b"{}")
         if spec.get("Driver") not in (None, "", "bridge"):
             raise Refused("plain-networks", f"network driver {spec['Driver']!r} is not allowed")
-        spec["Labels"] = {**(spec.get("Labels") or {}), NAMESPACE_LABEL: self.namespace}
+        spec["Labels"] = {**(spec.get("Labels") or {}), GATEKEEPER_LABEL: self.namespace}
         return Forward(request, json.dumps(spec).encode())
 
     def connect_network(self, request: Request, body: bytes, ident: str, _action: str) -> Forward:

@@ -20,6 +20,7 @@ import docker
 from docker.errors import APIError, NotFound
 
 from ..errors import DaemonUnavailable
+from ..settings import GATEKEEPER_LABEL
 from ..sweep import Removed, remove_namespace
 from .http import MAX_HEAD, BadRequest, json_response, read_body, read_request, read_response
 from .policy import Forward, Policy
@@ -33,10 +34,12 @@ def default_upstream() -> str:
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                half_close: bool) -> None:
+                half_close: bool, observe=None) -> None:
     """Copy bytes until the reader ends; pass the end on as a half-close when asked to."""
     try:
         while data := await reader.read(CHUNK):
+            if observe is not None:
+                observe(data)
             writer.write(data)
             await writer.drain()
         if half_close and writer.can_write_eof():
@@ -132,7 +135,7 @@ class Gatekeeper:
 
         Removing a name only untags when the image has others (a course image it aliased).
         """
-        removed = remove_namespace(self._client, self.namespace)
+        removed = remove_namespace(self._client, self.namespace, label=GATEKEEPER_LABEL)
         for reference in sorted(self.policy.references):
             try:
                 self._client.api.remove_image(reference)
@@ -141,6 +144,12 @@ class Gatekeeper:
                 pass
             except APIError as error:
                 removed.failures.append(f"{reference}: {error.explanation or error}")
+        for short_id in sorted(self.policy.image_ids):
+            try:  # build steps left untagged; one a later build reuses from cache stays
+                self._client.api.remove_image(short_id)
+                removed.images.append(short_id)
+            except (NotFound, APIError):
+                pass
         return removed
 
     async def _open_upstream(self):
@@ -203,7 +212,7 @@ class Gatekeeper:
             upload = asyncio.ensure_future(_pipe(reader, up_writer, request.upgrades))
             try:
                 if decision.transform is None:
-                    await _pipe(up_reader, writer, half_close=False)
+                    await _pipe(up_reader, writer, half_close=False, observe=decision.observe)
                 else:
                     response = decision.transform(await read_response(up_reader))
                     writer.write(response.encode())
