@@ -52,18 +52,18 @@ class Gatekeeper:
     """One submission's endpoint: start it, hand ``docker_host`` to the kernel, close it."""
 
     def __init__(self, namespace: str, scratch: Path, *, upstream: str | None = None,
-                 limits: Limits = Limits()) -> None:
+                 limits: Limits | None = None) -> None:
         self.namespace = namespace
         self.scratch = Path(scratch)
         self.upstream = upstream or default_upstream()
-        self.limits = limits
+        self.limits = limits or Limits()
         self.refusals: list[str] = []
         self._folder = Path(tempfile.mkdtemp(prefix="course-gatekeeper-"))
         self.socket_path = self._folder / "docker.sock"
         try:
             self._client = docker.DockerClient(base_url=self.upstream, version="auto",
                                                timeout=60)
-            self.policy = Policy(namespace, self.scratch, self._client, limits)
+            self.policy = Policy(namespace, self.scratch, self._client, self.limits)
         except docker.errors.DockerException as error:
             shutil.rmtree(self._folder, ignore_errors=True)
             raise DaemonUnavailable(
