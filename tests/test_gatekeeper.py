@@ -158,8 +158,18 @@ def test_daemon_wide_endpoints_and_foreign_registries_are_refused(learner):
         learner.plugins.list()
     with refused("own-registry-only"):
         learner.images.pull("alpine", tag="3")
-    with refused("own-registry-only"):
-        learner.images.push("127.0.0.1:1/app", tag="1")
+    # A refused push fails inside its progress stream, as the daemon reports any failed push.
+    pushed = list(learner.images.push("127.0.0.1:1/app", tag="1", stream=True, decode=True))
+    assert "gatekeeper refused (own-registry-only)" in pushed[-1]["error"]
+
+
+def test_links_are_reached_by_their_link_names(learner):
+    """A link is named /<container>/<alias>: slashes inside the name still find the owner."""
+    learner.containers.run(BUSYBOX_IMAGE, ["sleep", "60"], detach=True, name=f"{OWN}-web")
+    learner.containers.run(BUSYBOX_IMAGE, ["sleep", "60"], detach=True, name=f"{OWN}-client",
+                           links={f"{OWN}-web": "web"})
+    assert learner.api.inspect_container(f"/{OWN}-client/web")["Name"] == f"/{OWN}-web"
+    learner.api.remove_container(f"/{OWN}-client/web", link=True)
 
 
 def test_base_images_stay_read_only(learner, client):

@@ -99,6 +99,13 @@ def json_response(status: int, payload) -> Response:
                     [("Content-Type", "application/json")], json.dumps(payload).encode())
 
 
+def stream_error(message: str) -> Response:
+    """A progress stream whose only line is an error, as the daemon reports a failed push."""
+    line = json.dumps({"errorDetail": {"message": message}, "error": message}) + "\r\n"
+    return Response(200, "OK", [("Content-Type", "application/json")], line.encode(),
+                    chunked=True)
+
+
 async def _read_head_bytes(reader: asyncio.StreamReader) -> bytes:
     try:
         return await reader.readuntil(b"\r\n\r\n")

@@ -102,7 +102,9 @@ class Policy:
             ({"POST"}, re.compile(r"/containers/([^/]+)/exec"), self.create_exec, True),
             ({"GET"}, re.compile(r"/containers/([^/]+)/attach/ws"), self.refuse_endpoint, False),
             ({"GET", "HEAD", "POST", "PUT", "DELETE"},
-             re.compile(r"/containers/([^/]+)(/[a-z]+)?"), self.container_call, False),
+             re.compile(r"/containers/(.+?)(/(?:json|logs|start|stop|restart|kill|wait|pause|"
+                        r"unpause|top|changes|export|stats|resize|attach|archive|rename))?"),
+             self.container_call, False),
             ({"GET", "POST"}, re.compile(r"/exec/([^/]+)/(start|resize|json)"), self.exec_call,
              False),
             ({"GET"}, re.compile(r"/images/json"), self.list_images, False),
@@ -207,14 +209,14 @@ class Policy:
                       if p.get("PublicPort")}
         return ports
 
-    def own_registry(self, host: str, action: str) -> None:
+    def own_registry(self, host: str, action: str, in_stream: bool = False) -> None:
         """Only a registry this submission runs itself: a local port its containers publish."""
         name, _, port = host.rpartition(":")
         if name in LOCAL_HOSTS and port in self.registry_ports():
             return
         raise Refused("own-registry-only",
                       f"{action} would reach {host or 'Docker Hub'}: only a registry this "
-                      f"submission runs on 127.0.0.1 is allowed")
+                      f"submission runs on 127.0.0.1 is allowed", in_stream=in_stream)
 
     # -- containers --------------------------------------------------------------------------
 
@@ -313,7 +315,9 @@ class Policy:
         """Pull (only from an own registry) or import (stamped with the label)."""
         source = request.param("fromImage")
         if source:
-            reference = source + (f":{request.param('tag')}" if request.param("tag") else "")
+            tag = request.param("tag")
+            reference = source + (f"@{tag}" if tag.startswith("sha256:") else
+                                  f":{tag}" if tag else "")
             self.own_registry(registry_of(reference), f"pulling {reference!r}")
             self.track(self.free_reference(reference))
             return Forward(request, after=self._guard_references())
@@ -345,7 +349,7 @@ class Policy:
 
     def push_image(self, request: Request, ident: str) -> Forward:
         self.readable_image(ident)
-        self.own_registry(registry_of(ident), f"pushing {ident!r}")
+        self.own_registry(registry_of(ident), f"pushing {ident!r}", in_stream=True)
         return Forward(request)
 
     def remove_image(self, request: Request, ident: str) -> Forward:

@@ -22,7 +22,15 @@ from docker.errors import APIError, NotFound
 from ..errors import DaemonUnavailable
 from ..settings import GATEKEEPER_LABEL
 from ..sweep import Removed, remove_namespace
-from .http import MAX_HEAD, BadRequest, json_response, read_body, read_request, read_response
+from .http import (
+    MAX_HEAD,
+    BadRequest,
+    json_response,
+    read_body,
+    read_request,
+    read_response,
+    stream_error,
+)
 from .policy import Forward, Policy
 from .rules import Limits, Refused
 
@@ -184,7 +192,8 @@ class Gatekeeper:
                 decision = await asyncio.to_thread(handler, request, *names)
         except Refused as refusal:
             self.refusals.append(str(refusal))
-            writer.write(json_response(refusal.status, {"message": str(refusal)}).encode())
+            writer.write(stream_error(str(refusal)).encode() if refusal.in_stream else
+                         json_response(refusal.status, {"message": str(refusal)}).encode())
             await writer.drain()
             return
         except (BadRequest, ValueError) as error:

@@ -17,10 +17,13 @@ DEFAULT_LOG = {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "1
 class Refused(Exception):
     """A request the gatekeeper will not pass on; the message is what the learner sees."""
 
-    def __init__(self, rule: str, message: str, status: int = 403) -> None:
+    def __init__(self, rule: str, message: str, status: int = 403,
+                 in_stream: bool = False) -> None:
         super().__init__(f"gatekeeper refused ({rule}): {message}")
         self.rule = rule
         self.status = status
+        #: Answer as the daemon reports a failed push: an error inside a 200 progress stream.
+        self.in_stream = in_stream
 
 
 @dataclass(frozen=True)
