@@ -51,12 +51,33 @@ class Forward:
     observe: Callable[[bytes], None] | None = None
 
 
-def _json_transform(edit: Callable) -> Callable[[Response], Response]:
+def _without_own_label(found):
+    """The gatekeeper's label taken out of every ``Labels``: exercises see only their own."""
+    if isinstance(found, list):
+        return [_without_own_label(item) for item in found]
+    if isinstance(found, dict):
+        labels = found.get("Labels")
+        if isinstance(labels, dict):
+            labels.pop(GATEKEEPER_LABEL, None)
+        return {key: _without_own_label(value) for key, value in found.items()}
+    return found
+
+
+def _json_transform(edit: Callable = lambda found: found) -> Callable[[Response], Response]:
+    """Rewrite a JSON answer with ``edit``, then hide the gatekeeper's label in it."""
     def transform(response: Response) -> Response:
         if response.status == 200 and response.body.strip():
-            response.body = json.dumps(edit(json.loads(response.body))).encode()
+            response.body = json.dumps(_without_own_label(edit(json.loads(response.body))))\
+                .encode()
         return response
     return transform
+
+
+def _inspected(request: Request) -> Callable[[Response], Response] | None:
+    """Inspect answers lose the gatekeeper's label; other answers stream through untouched."""
+    return _json_transform() if request.method == "GET" and (
+        request.path.endswith("/json") or request.path.startswith(("/volumes/", "/networks/"))
+    ) else None
 
 
 def _named(request: Request) -> str:
@@ -293,7 +314,7 @@ class Policy:
 
     def container_call(self, request: Request, ident: str, *_) -> Forward:
         self.own_container(ident)
-        return Forward(request)
+        return Forward(request, transform=_inspected(request))
 
     def exec_call(self, request: Request, ident: str, *_) -> Forward:
         found = self._inspect(self.api.exec_inspect, ident)
@@ -340,7 +361,7 @@ class Policy:
 
     def read_image(self, request: Request, ident: str, *_) -> Forward:
         self.readable_image(ident)
-        return Forward(request)
+        return Forward(request, transform=_inspected(request))
 
     def tag_image(self, request: Request, ident: str) -> Forward:
         self.readable_image(ident)
@@ -435,9 +456,12 @@ class Policy:
 
     def create_volume(self, request: Request, body: bytes, *_) -> Forward:
         spec = json.loads(body or b"{}")
-        if spec.get("DriverOpts") or spec.get("Driver") not in (None, "", "local"):
-            raise Refused("plain-volumes", "volume drivers and driver options (which can "
-                                           "mount host paths) are not allowed")
+        options = spec.get("DriverOpts") or {}
+        in_memory = options.get("type") == "tmpfs" and options.get("device") == "tmpfs" \
+            and "bind" not in options.get("o", "")
+        if (options and not in_memory) or spec.get("Driver") not in (None, "", "local"):
+            raise Refused("plain-volumes", "volume drivers and driver options other than a "
+                                           "tmpfs (they can mount host paths) are not allowed")
         spec["Labels"] = {**(spec.get("Labels") or {}), GATEKEEPER_LABEL: self.namespace}
         return Forward(request, json.dumps(spec).encode())
 
@@ -446,7 +470,7 @@ class Policy:
         if found is not None and not self._labelled(found.get("Labels")) \
                 and name not in self._mounted_by_own_containers():
             raise Refused("ownership", f"volume {name!r} belongs to someone else")
-        return Forward(request)
+        return Forward(request, transform=_inspected(request))
 
     def own_network(self, ident: str, writable: bool = False) -> None:
         found = self._inspect(self.api.inspect_network, ident)
@@ -482,7 +506,7 @@ class Policy:
 
     def network_call(self, request: Request, ident: str) -> Forward:
         self.own_network(ident, writable=request.method == "DELETE")
-        return Forward(request)
+        return Forward(request, transform=_inspected(request))
 
     # -- daemon-wide views, scoped ------------------------------------------------------------
 
