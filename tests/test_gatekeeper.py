@@ -122,6 +122,16 @@ def test_someone_elses_objects_are_refused_by_name(learner, victim):
         learner.containers.run(BUSYBOX_IMAGE, ["true"], volumes={f"{OTHER}-data": {"bind": "/d"}})
 
 
+def test_a_volume_can_be_bound_by_its_mountpoint_only_if_it_is_own(learner, victim):
+    """Binding a volume's folder on the host is mounting that volume: fine for one's own."""
+    mine = learner.volumes.create(f"{OWN}-data")
+    learner.containers.run(BUSYBOX_IMAGE, ["true"], remove=True,
+                           volumes={mine.attrs["Mountpoint"]: {"bind": "/data"}})
+    with refused("bind-mounts-in-scratch"):
+        learner.containers.run(BUSYBOX_IMAGE, ["true"], remove=True,
+                               volumes={victim["volume"].attrs["Mountpoint"]: {"bind": "/data"}})
+
+
 def test_prunes_remove_only_own_objects(learner, victim, client):
     learner.containers.run(BUSYBOX_IMAGE, ["true"], name=f"{OWN}-stopped")
     learner.containers.prune()
@@ -164,9 +174,27 @@ def test_daemon_wide_endpoints_and_foreign_registries_are_refused(learner):
         learner.plugins.list()
     with refused("own-registry-only"):
         learner.images.pull("alpine", tag="3")
-    # A refused push fails inside its progress stream, as the daemon reports any failed push.
-    pushed = list(learner.images.push("127.0.0.1:1/app", tag="1", stream=True, decode=True))
-    assert "gatekeeper refused (own-registry-only)" in pushed[-1]["error"]
+
+
+
+def test_pushes_reach_no_one_elses_registry(learner, client):
+    """Someone else's registry port is refused; a port nobody publishes gets the daemon's error."""
+    theirs = client.containers.run(BUSYBOX_IMAGE, ["sleep", "60"], detach=True,
+                                   name=f"{OTHER}-registry", labels={GATEKEEPER_LABEL: OTHER},
+                                   ports={"5000/tcp": ("127.0.0.1", None)})
+    try:
+        port = client.api.port(theirs.id, 5000)[0]["HostPort"]
+        learner.api.tag(BUSYBOX_IMAGE, f"127.0.0.1:{port}/{OWN}-app", "1")
+        # A refused push fails inside its progress stream, as the daemon reports a failed push.
+        pushed = list(learner.images.push(f"127.0.0.1:{port}/{OWN}-app", tag="1", stream=True,
+                                          decode=True))
+        assert "gatekeeper refused (own-registry-only)" in pushed[-1]["error"]
+        learner.api.tag(BUSYBOX_IMAGE, f"127.0.0.1:1/{OWN}-app", "1")
+        pushed = list(learner.images.push(f"127.0.0.1:1/{OWN}-app", tag="1", stream=True,
+                                          decode=True))
+        assert "error" in pushed[-1] and "gatekeeper" not in pushed[-1]["error"]
+    finally:
+        theirs.remove(force=True)
 
 
 def test_links_are_reached_by_their_link_names(learner):

@@ -222,18 +222,23 @@ class Policy:
         with self._lock:
             self.references.update(normalise(r) for r in references if r)
 
-    def registry_ports(self) -> set[str]:
-        """Host ports published by this submission's containers: its own registries."""
+    def published_ports(self, own: bool) -> set[str]:
+        """Host ports published by this submission's containers, or by anyone's."""
         ports = set()
-        for container in self.api.containers(filters={"label": self.label}):
+        for container in self.api.containers(filters={"label": self.label} if own else None):
             ports |= {str(p["PublicPort"]) for p in container.get("Ports") or []
                       if p.get("PublicPort")}
         return ports
 
     def own_registry(self, host: str, action: str, in_stream: bool = False) -> None:
-        """Only a registry this submission runs itself: a local port its containers publish."""
+        """Only a registry this submission runs itself: a local port its containers publish.
+
+        A local port no container publishes holds nobody's registry: the daemon may try it
+        and report its own error, as an exercise on failed pushes expects.
+        """
         name, _, port = host.rpartition(":")
-        if name in LOCAL_HOSTS and port in self.registry_ports():
+        if name in LOCAL_HOSTS and (port in self.published_ports(own=True)
+                                    or port not in self.published_ports(own=False)):
             return
         raise Refused("own-registry-only",
                       f"{action} would reach {host or 'Docker Hub'}: only a registry this "
@@ -270,17 +275,31 @@ class Policy:
         spec["HostConfig"] = apply_limits(host, self.limits)
         return Forward(request, json.dumps(spec).encode())
 
+    def _check_bind(self, source: str) -> None:
+        """A bind source in the scratch folder, or inside one of the submission's own volumes."""
+        try:
+            check_bind_source(source, self.scratch)
+        except Refused:
+            volumes = self.api.volumes(filters={"label": self.label}).get("Volumes") or []
+            for volume in volumes:
+                try:
+                    check_bind_source(source, Path(volume["Mountpoint"]))
+                    return
+                except Refused:
+                    continue
+            raise
+
     def _check_mounts(self, host: dict) -> None:
         for bind in host.get("Binds") or []:
             source = bind.split(":")[0]
             if source.startswith("/"):
-                check_bind_source(source, self.scratch)
+                self._check_bind(source)
             else:
                 self._claim_volume(source)
         for mount in host.get("Mounts") or []:
             kind, source = mount.get("Type", "volume"), mount.get("Source") or ""
             if kind == "bind":
-                check_bind_source(source, self.scratch)
+                self._check_bind(source)
             elif kind == "volume":
                 if (mount.get("VolumeOptions") or {}).get("DriverConfig"):
                     raise Refused("plain-volumes", "volume driver options are not allowed")
