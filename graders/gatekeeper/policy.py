@@ -37,7 +37,7 @@ PREDEFINED_NETWORKS = ("bridge", "host", "none", "default")
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 LOADED = re.compile(r"Loaded image(?: ID)?: (\S+)")
 # Image ids in a build's output ("--->" arrives JSON-escaped): intermediate images carry no label.
-BUILT = re.compile(rb"(?:---(?:>|\\u003e) |Successfully built )([0-9a-f]{12})\b")
+BUILT = re.compile(rb"(?:---(?:>|\\u003e) |Successfully built |\"stream\":\"sha256:)([0-9a-f]{12})")
 
 
 @dataclass
@@ -412,17 +412,18 @@ class Policy:
             raise Refused("own-registry-only", "building from a remote context is not allowed")
         for tag in request.params("t"):
             self.track(self.free_reference(tag))
-        labels = json.loads(request.param("labels") or "{}")
-        labels[GATEKEEPER_LABEL] = self.namespace
+        # No label stamped: the builder would add a LABEL step to the image's history, which
+        # exercises count. Ownership comes from the ids in the build's output instead.
         # Intermediate containers carry no label: never let a build leave them behind.
-        query = [(k, v) for k, v in request.query if k not in ("labels", "rm", "forcerm")]
-        query += [("labels", json.dumps(labels)), ("rm", "1"), ("forcerm", "1")]
+        query = [(k, v) for k, v in request.query if k not in ("rm", "forcerm")]
+        query += [("rm", "1"), ("forcerm", "1")]
         if not request.param("memory"):
             query.append(("memory", str(self.limits.memory)))
         return Forward(request.with_query(query), after=self._guard_references(),
                        observe=self._note_built_images())
 
     def _note_built_images(self) -> Callable[[bytes], None]:
+        """Claim every image id the build prints: its steps' images and the final one."""
         tail = b""
 
         def observe(chunk: bytes) -> None:
