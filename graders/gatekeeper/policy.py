@@ -112,6 +112,7 @@ class Policy:
         self.label = f"{GATEKEEPER_LABEL}={namespace}"
         self.references: set[str] = set()
         self.image_ids: set[str] = set()
+        self._own_container_ids: set[str] = set()
         self._lock = threading.Lock()
         self.base_ids = course_image_ids(client)
         self.routes: list[tuple[set[str], re.Pattern, Callable, bool]] = [
@@ -184,9 +185,20 @@ class Policy:
             return None
 
     def own_container(self, ident: str, refuse: bool = True) -> bool:
-        """Whether the container is this submission's; a missing one is left to the daemon."""
+        """Whether the container is this submission's; a missing one is left to the daemon.
+
+        Full ids once seen as its own are remembered (a container id is never reused), which
+        spares a lookup for most calls: docker-py addresses containers by full id.
+        """
+        with self._lock:
+            if ident in self._own_container_ids:
+                return True
         found = self._inspect(self.api.inspect_container, ident)
-        if found is None or self._labelled(found["Config"].get("Labels")):
+        if found is None:
+            return True
+        if self._labelled(found["Config"].get("Labels")):
+            with self._lock:
+                self._own_container_ids.add(found["Id"])
             return True
         if refuse:
             raise Refused("ownership", f"container {ident!r} belongs to someone else")
