@@ -18,12 +18,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import docker
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from graders import settings  # noqa: E402
+from graders.gatekeeper import Gatekeeper  # noqa: E402
 from graders.namespace import Namespace  # noqa: E402
 from graders.preprocessors import ExecuteParameterized  # noqa: E402
 from graders.release import source_assignments  # noqa: E402
@@ -50,11 +52,42 @@ def execute_seconds(notebook: str, gatekeeper: bool, run: int) -> float:
     return seconds
 
 
+def per_call_milliseconds(client: docker.DockerClient, name: str) -> dict[str, float]:
+    """Typical calls, timed one by one: what a request costs with and without the gatekeeper."""
+    container = client.containers.run(settings.BUSYBOX_IMAGE, ["sleep", "120"], detach=True,
+                                      name=name)
+    calls = {"reload": (container.reload, 50), "list": (client.containers.list, 20),
+             "exec": (lambda: container.exec_run("true"), 10),
+             "run --rm": (lambda: client.containers.run(settings.BUSYBOX_IMAGE, ["true"],
+                                                        remove=True), 5)}
+    timings = {}
+    try:
+        for call, (action, times) in calls.items():
+            started = time.monotonic()
+            for _ in range(times):
+                action()
+            timings[call] = 1000 * (time.monotonic() - started) / times
+    finally:
+        container.remove(force=True)
+    return timings
+
+
+def compare_calls() -> None:
+    direct = per_call_milliseconds(docker.from_env(), "course-bench-direct")
+    with tempfile.TemporaryDirectory() as scratch, \
+            Gatekeeper("benchcalls01", Path(scratch)) as gate:
+        gated = per_call_milliseconds(docker.DockerClient(base_url=gate.docker_host),
+                                      "course-bench-gated")
+    print("per call, ms:  " + "  ".join(f"{call} {direct[call]:.1f} -> {gated[call]:.1f}"
+                                        for call in direct))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--notebooks", nargs="+", default=source_assignments(ROOT))
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    compare_calls()
     print(f"{'notebook':28} {'direct s':>9} {'gatekeeper s':>13} {'added':>7}")
     ratios = []
     for notebook in args.notebooks:
