@@ -60,11 +60,14 @@ class Gatekeeper:
     """One submission's endpoint: start it, hand ``docker_host`` to the kernel, close it."""
 
     def __init__(self, namespace: str, scratch: Path, *, upstream: str | None = None,
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None, client_uid: int | None = None) -> None:
         self.namespace = namespace
         self.scratch = Path(scratch)
         self.upstream = upstream or default_upstream()
         self.limits = limits or Limits()
+        #: The only user (besides root) who may connect: a confined kernel's. Anyone else
+        #: finds the socket in /proc/net/unix and could act as this submission.
+        self.client_uid = client_uid
         self.refusals: list[str] = []
         self._folder = Path(tempfile.mkdtemp(prefix="course-gatekeeper-"))
         self.socket_path = self._folder / "docker.sock"
@@ -117,8 +120,14 @@ class Gatekeeper:
         self._stopped = asyncio.Event()
         server = await asyncio.start_unix_server(self._serve, path=str(self.socket_path),
                                                  limit=MAX_HEAD)
-        os.chmod(self._folder, 0o711)
-        os.chmod(self.socket_path, 0o666)
+        if self.client_uid is None:
+            os.chmod(self._folder, 0o711)
+            os.chmod(self.socket_path, 0o666)
+        else:
+            os.chown(self._folder, self.client_uid, self.client_uid)
+            os.chmod(self._folder, 0o700)
+            os.chown(self.socket_path, self.client_uid, self.client_uid)
+            os.chmod(self.socket_path, 0o600)
         ready.set()
         async with server:
             await self._stopped.wait()

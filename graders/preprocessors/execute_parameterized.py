@@ -124,7 +124,8 @@ class ExecuteParameterized(Execute):
         if not self.gatekeeper:
             return nullcontext()
         return Gatekeeper(self.namespace, Path(self.scratch_dir or os.getcwd()),
-                          limits=Limits(**self.limits))
+                          limits=Limits(**self.limits),
+                          client_uid=self._confinement.uid if self._confinement else None)
 
     def create_kernel_manager(self):
         """A confined kernel when grading as root: see graders.confinement."""

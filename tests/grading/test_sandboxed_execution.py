@@ -12,6 +12,7 @@ import pytest
 from conftest import ROOT
 
 from graders import confinement
+from graders.gatekeeper import Gatekeeper
 from graders.outcome import Outcome
 from graders.preprocessors import ExecuteParameterized
 from graders.settings import BUSYBOX_IMAGE
@@ -34,6 +35,7 @@ PROBE = textwrap.dedent("""\
         "solutions": lambda: os.listdir(SOURCE),
         "write_outside_scratch": lambda: open(os.path.join(OUTSIDE, "probe"), "w"),
         "signal_init": lambda: os.kill(1, 0),
+        "other_gatekeeper": lambda: socket.socket(socket.AF_UNIX).connect(OTHER_GATEKEEPER),
     }.items():
         try:
             attempt()
@@ -45,6 +47,12 @@ PROBE = textwrap.dedent("""\
 
 
 def _execute(tmp_path, **traits):
+    """Run the mini assignment plus the probe, beside another submission's gatekeeper."""
+    with Gatekeeper("sandbox00002", tmp_path, client_uid=confinement.FIRST_UID - 1) as other:
+        return _execute_beside(tmp_path, str(other.socket_path), **traits)
+
+
+def _execute_beside(tmp_path, other_gatekeeper: str, **traits):
     nb = b.mini_source()
     nb.cells.append(nbformat.v4.new_code_cell(PROBE, id="probe"))
     scratch = tmp_path / "scratch"
@@ -55,7 +63,8 @@ def _execute(tmp_path, **traits):
         timeout=30, namespace=NAMESPACE, scratch_dir=str(scratch), outcome_file=str(outcome),
         hidden_paths=[source],
         parameters={"NAMESPACE": NAMESPACE, "BUSYBOX_IMAGE": BUSYBOX_IMAGE,
-                    "SOURCE": source, "OUTSIDE": str(tmp_path)}, **traits)
+                    "SOURCE": source, "OUTSIDE": str(tmp_path),
+                    "OTHER_GATEKEEPER": other_gatekeeper}, **traits)
     nb, _ = execute.preprocess(nb, {"metadata": {"path": str(scratch)}})
     probe = next(c for c in nb.cells if c.id == "probe")
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
@@ -78,6 +87,7 @@ def test_a_confined_kernel_cannot_reach_the_host(tmp_path, no_leftovers):
     assert found["solutions"] == "PermissionError"
     assert found["write_outside_scratch"] in ("PermissionError", "OSError")
     assert found["signal_init"] == "PermissionError"
+    assert found["other_gatekeeper"] == "PermissionError"
 
 
 def test_without_confinement_the_kernel_is_the_graders_user(tmp_path, no_leftovers):
@@ -85,3 +95,4 @@ def test_without_confinement_the_kernel_is_the_graders_user(tmp_path, no_leftove
     found, _ = _execute(tmp_path, confine=False)
     assert found["uid"] == os.getuid()
     assert found["solutions"] == "allowed"
+    assert found["other_gatekeeper"] == ("allowed" if os.getuid() == 0 else "PermissionError")
