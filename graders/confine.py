@@ -90,7 +90,7 @@ def hide(paths: list[str]) -> None:
 
 def limit(processes: int, memory: int) -> None:
     for kind, value in ((resource.RLIMIT_NPROC, processes), (resource.RLIMIT_AS, memory),
-                        (resource.RLIMIT_CORE, 0)):
+                        (resource.RLIMIT_FSIZE, 2**30), (resource.RLIMIT_CORE, 0)):
         resource.setrlimit(kind, (value, value))
 
 
