@@ -136,7 +136,16 @@ def test_a_volume_can_be_bound_by_its_mountpoint_only_if_it_is_own(learner, vict
 def test_prunes_remove_only_own_objects(learner, victim, client):
     learner.containers.run(BUSYBOX_IMAGE, ["true"], name=f"{OWN}-stopped")
     learner.containers.prune()
+    first, _ = learner.images.build(fileobj=io.BytesIO(
+        f"FROM {BUSYBOX_IMAGE}\nCMD [\"one\"]\n".encode()), tag=f"{OWN}-app:1")
+    learner.images.build(fileobj=io.BytesIO(f"FROM {BUSYBOX_IMAGE}\nCMD [\"two\"]\n".encode()),
+                         tag=f"{OWN}-app:1")  # takes the name: the first one dangles
+    pruned = learner.images.prune()
+    assert [entry["Deleted"] for entry in pruned["ImagesDeleted"]] == [first.id]
+    assert learner.images.prune()["ImagesDeleted"] is None
     learner.images.prune(filters={"dangling": False})
+    with pytest.raises(NotFound):
+        client.images.get(f"{OWN}-app:1")
     learner.volumes.prune()
     learner.networks.prune()
     assert client.images.get(BUSYBOX_IMAGE)

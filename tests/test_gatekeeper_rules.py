@@ -136,3 +136,20 @@ def test_a_rewritten_chunked_answer_stays_chunked():
     assert encoded.endswith(b'7\r\n{"a":1}\r\n0\r\n\r\n')
     assert b"Content-Length" not in encoded
     assert Request("GET", "/x").with_header("Connection", "close").header("connection") == "close"
+
+
+def test_the_image_prune_filters_choose_as_the_daemon_would():
+    from graders.gatekeeper.rules import filter_flag, prune_filter
+
+    now = 1_000_000.0
+    old = {"Labels": {"team": "a", "keep": "yes"}, "Created": now - 7200}
+    new = {"Labels": {"team": "a"}, "Created": now - 60}
+    choose = prune_filter({"label": ["team=a"], "label!": ["keep"], "until": ["1h"]}, now)
+    assert not choose(old) and not choose(new)
+    assert prune_filter({"label": {"team=a": True}, "until": ["1h"]}, now)(old)
+    assert prune_filter({"until": [str(now - 100)]}, now)(old)
+    assert filter_flag(["false"], True) is False and filter_flag(None, True) is True
+    with pytest.raises(ValueError):
+        prune_filter({"reference": ["x"]})
+    with pytest.raises(ValueError):
+        prune_filter({"until": ["yesterday"]})

@@ -17,18 +17,20 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import docker
-from docker.errors import NotFound
+from docker.errors import APIError, NotFound
 
 from ..settings import GATEKEEPER_LABEL
 from ..sweep import course_image_ids
-from .http import Request, Response
+from .http import Request, Response, json_response
 from .rules import (
     Limits,
     Refused,
     apply_limits,
     check_bind_source,
     check_privileges,
+    filter_flag,
     normalise,
+    prune_filter,
     registry_of,
     split_reference,
 )
@@ -49,6 +51,13 @@ class Forward:
     transform: Callable[[Response], Response] | None = None
     after: Callable[[], None] | None = None
     observe: Callable[[bytes], None] | None = None
+
+
+@dataclass
+class Answer:
+    """Answer the request here: the gatekeeper did the work itself."""
+
+    response: Response
 
 
 def _without_own_label(found):
@@ -133,7 +142,7 @@ class Policy:
             ({"POST"}, re.compile(r"/images/create"), self.create_image, False),
             ({"POST"}, re.compile(r"/images/load"), self.load_images, False),
             ({"GET"}, re.compile(r"/images/get"), self.save_images, False),
-            ({"POST"}, re.compile(r"/images/prune"), self.prune, False),
+            ({"POST"}, re.compile(r"/images/prune"), self.prune_images, False),
             ({"POST"}, re.compile(r"/images/(.+)/tag"), self.tag_image, False),
             ({"POST"}, re.compile(r"/images/(.+)/push"), self.push_image, False),
             ({"GET"}, re.compile(r"/images/(.+)/(json|history|get)"), self.read_image, False),
@@ -544,6 +553,34 @@ class Policy:
 
     def prune(self, request: Request, *_) -> Forward:
         return Forward(_with_label_filter(request, self.label))
+
+    def prune_images(self, request: Request, *_) -> Answer:
+        """Prune only this submission's unused images, as the daemon's prune would.
+
+        Built images carry no ownership label, so a label-scoped prune would miss them: the
+        gatekeeper chooses the images and removes them one by one, newest first.
+        """
+        try:
+            filters = json.loads(request.param("filters") or "{}")
+            choose = prune_filter(filters)
+        except (json.JSONDecodeError, ValueError) as error:
+            raise Refused("bad-filters", f"cannot read the prune filters: {error}", 400) from None
+        dangling = filter_flag(filters.get("dangling"), default=True)
+        used = {container["ImageID"] for container in self.api.containers(all=True)}
+        deleted, space = [], 0
+        images = self.api.images(filters={"dangling": True} if dangling else None)
+        for image in sorted(images, key=lambda i: i.get("Created", 0), reverse=True):
+            if image["Id"] in used or image["Id"] in self.base_ids or not choose(image) \
+                    or not self._own_image({"Id": image["Id"], "RepoTags": image.get("RepoTags"),
+                                            "Config": {"Labels": image.get("Labels")}}):
+                continue
+            try:
+                deleted += self.api.remove_image(image["Id"], force=not dangling)
+                space += image.get("Size", 0)
+            except APIError:
+                continue  # a child image or a container still needs it
+        return Answer(json_response(200, {"ImagesDeleted": deleted or None,
+                                          "SpaceReclaimed": space}))
 
     def events(self, request: Request, *_) -> Forward:
         return Forward(_with_label_filter(request, self.label))

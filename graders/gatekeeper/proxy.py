@@ -31,7 +31,7 @@ from .http import (
     read_response,
     stream_error,
 )
-from .policy import Forward, Policy
+from .policy import Answer, Forward, Policy
 from .rules import Limits, Refused
 
 CHUNK = 64 * 1024
@@ -211,6 +211,10 @@ class Gatekeeper:
             return
         except docker.errors.DockerException as error:
             writer.write(json_response(502, {"message": f"gatekeeper: {error}"}).encode())
+            await writer.drain()
+            return
+        if isinstance(decision, Answer):
+            writer.write(decision.response.encode())
             await writer.drain()
             return
         await self._forward(decision, reader, writer)

@@ -7,6 +7,8 @@ call failed. Rules that depend on who owns an object live in ``policy``.
 from __future__ import annotations
 
 import os
+import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,3 +137,55 @@ def normalise(reference: str) -> str:
     repository, tag = split_reference(reference)
     repository = repository.removeprefix("docker.io/").removeprefix("library/")
     return f"{repository}:{tag}" if tag else repository
+
+
+DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def filter_flag(value, default: bool) -> bool:
+    """A Docker filter's boolean, which arrives as ["true"], {"true": true} or a bool."""
+    if value is None:
+        return default
+    if isinstance(value, dict):
+        value = [key for key, on in value.items() if on]
+    if isinstance(value, list):
+        value = value[0] if value else default
+    return str(value).lower() in ("true", "1")
+
+
+def _values(value) -> list[str]:
+    if isinstance(value, dict):
+        return [key for key, on in value.items() if on]
+    return list(value or [])
+
+
+def _until(text: str, now: float) -> float:
+    """A prune's ``until``: a Unix timestamp or a Go duration such as 24h or 90m."""
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    match = DURATION.match(text)
+    if not text or not match:
+        raise ValueError(f"until={text!r} is neither a timestamp nor a duration like 24h")
+    hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return now - (hours * 3600 + minutes * 60 + seconds)
+
+
+def _has_label(labels: dict, expression: str) -> bool:
+    key, sep, value = expression.partition("=")
+    return key in labels and (not sep or labels[key] == value)
+
+
+def prune_filter(filters: dict, now: float | None = None):
+    """The image prune's ``label``, ``label!`` and ``until`` filters, as a predicate."""
+    unknown = set(filters) - {"dangling", "label", "label!", "until"}
+    if unknown:
+        raise ValueError(f"unsupported filter {', '.join(sorted(unknown))}")
+    wanted, unwanted = _values(filters.get("label")), _values(filters.get("label!"))
+    until = [_until(t, now or time.time()) for t in _values(filters.get("until"))]
+
+    def choose(image: dict) -> bool:
+        labels = image.get("Labels") or {}
+        return (all(_has_label(labels, e) for e in wanted)
+                and not any(_has_label(labels, e) for e in unwanted)
+                and all(image.get("Created", 0) < limit for limit in until))
+    return choose
