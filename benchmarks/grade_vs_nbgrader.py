@@ -12,6 +12,7 @@ per-submission time of `course grade` with executing the same notebook with plai
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -65,15 +66,18 @@ def scores(course: Path) -> dict[tuple[str, str], float]:
 
 
 def run_stock(course: Path, notebooks: list[str], cell_timeout: int) -> float:
+    # A bare environment, but the same daemon as `course grade`: DOCKER_HOST reaches the kernels.
+    env = {"PATH": f"{BIN}:/usr/bin:/bin",
+           **{k: v for k, v in os.environ.items() if k == "DOCKER_HOST"}}
     started = time.monotonic()
     for notebook in notebooks:
         subprocess.run([str(BIN / "nbgrader"), "generate_assignment", notebook, "--force",
                         "--log-level=ERROR"], cwd=course, check=True,
-                       env={"PATH": f"{BIN}:/usr/bin:/bin"})
+                       env=env)
         subprocess.run([str(BIN / "nbgrader"), "autograde", notebook, "--force",
                         f"--ExecutePreprocessor.timeout={cell_timeout}",
                         "--Execute.raise_on_iopub_timeout=False", "--log-level=ERROR"],
-                       cwd=course, check=True, env={"PATH": f"{BIN}:/usr/bin:/bin"})
+                       cwd=course, check=True, env=env)
     return time.monotonic() - started
 
 
