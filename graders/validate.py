@@ -19,7 +19,7 @@ import nbformat
 from nbgrader.api import Gradebook
 
 from . import manifest
-from .grading import GradingOptions, grade_assignment
+from .grading import GradingOptions, grade_assignments
 from .nbgrader_env import sqlite_url
 from .pool import LocalPool, default_workers
 from .release import generate_release, source_assignments, stale_files
@@ -145,18 +145,33 @@ def grade_editions(root: Path, assignment: str, workdir: Path,
 
     ``pool`` lets several assignments share one pool of warm workers.
     """
-    course = workdir / assignment
-    shutil.copytree(root / "source" / assignment, course / "source" / assignment)
-    generate_release(course, course / "release", assignments=[assignment])
-    maker = SampleMaker(_source(course, assignment), nbformat.read(
-        str(course / "release" / assignment / f"{assignment}.ipynb"), as_version=4))
-    for student, nb in (("solution", maker.solved(set(maker.items))),
-                        ("release", maker.release)):
-        path = course / "submitted" / student / assignment / f"{assignment}.ipynb"
-        path.parent.mkdir(parents=True)
-        nbformat.write(nb, str(path))
-    batch = grade_assignment(course, assignment, options or GradingOptions(feedback=False),
-                             pool=pool)
+    return grade_all_editions(root, [assignment], workdir, options, pool)[assignment]
+
+
+def grade_all_editions(root: Path, assignments: list[str], workdir: Path,
+                       options: GradingOptions | None = None,
+                       pool=None) -> dict[str, EditionGrades]:
+    """Both editions of every assignment, graded as one run, so the workers never wait."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    course = Path(tempfile.mkdtemp(prefix="editions-", dir=workdir))
+    for assignment in assignments:
+        shutil.copytree(root / "source" / assignment, course / "source" / assignment)
+    generate_release(course, course / "release", assignments=assignments)
+    for assignment in assignments:
+        maker = SampleMaker(_source(course, assignment), nbformat.read(
+            str(course / "release" / assignment / f"{assignment}.ipynb"), as_version=4))
+        for student, nb in (("solution", maker.solved(set(maker.items))),
+                            ("release", maker.release)):
+            path = course / "submitted" / student / assignment / f"{assignment}.ipynb"
+            path.parent.mkdir(parents=True)
+            nbformat.write(nb, str(path))
+    batches = grade_assignments(course, assignments,
+                                options or GradingOptions(feedback=False), pool=pool)
+    return {batch.assignment: _editions(course, batch) for batch in batches}
+
+
+def _editions(course: Path, batch) -> EditionGrades:
+    assignment = batch.assignment
     with Gradebook(sqlite_url(course / "gradebook.db")) as gradebook:
         cells = {student: {g.name: (g.score, g.max_score) for g in gradebook
                            .find_submission_notebook(assignment, assignment, student).grades}
