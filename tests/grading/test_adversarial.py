@@ -179,12 +179,13 @@ print("STARTED")
     "build-forks": """
 # A bounded stand-in for a fork bomb in a build step: 400 sleeping processes, then a count.
 import io, json, re, docker
+# The namespace in the step and nocache: a step taken from the build cache would not run.
 dockerfile = (f"FROM {BUSYBOX_IMAGE}\\n"
-              "RUN for i in $(seq 400); do sleep 20 & done; sleep 1; "
+              f"RUN echo {NAMESPACE}; for i in $(seq 400); do sleep 20 & done; "
               "echo PROCS $(ls /proc | grep -c '^[0-9]'); exit 0\\n")
 try:
     _, log = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), rm=True,
-                                 forcerm=True, tag=f"{NAMESPACE}-forks:1")
+                                 forcerm=True, nocache=True, tag=f"{NAMESPACE}-forks:1")
     text = "".join(chunk.get("stream", "") for chunk in log)
     print("RESULT", json.dumps(int(re.search(r"PROCS (\\d+)", text).group(1))))
 except docker.errors.BuildError as error:
