@@ -258,7 +258,9 @@ def grade(assignments, course_dir, cell_timeout, timeout, force, students, db, f
     from .grading import grade_assignments
 
     # A terminated run stops like an interrupted one: in-flight namespaces swept, work recorded.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Ctrl-C too, even when started from a shell that ignores it (nohup, `&` in a script).
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.default_int_handler)
     bar = _ProgressBar()
     try:
         batches = grade_assignments(course_dir or project_root(), list(assignments),

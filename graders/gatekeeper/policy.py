@@ -366,9 +366,7 @@ class Policy:
 
     def list_images(self, request: Request, *_) -> Forward:
         def visible(image: dict) -> bool:
-            return image["Id"] in self.base_ids or self._own_image(
-                {"Id": image["Id"], "RepoTags": image.get("RepoTags"),
-                 "Config": {"Labels": image.get("Labels")}})
+            return image["Id"] in self.base_ids or self._listed_image_is_own(image)
         return Forward(request, transform=_json_transform(lambda items: [i for i in items
                                                                           if visible(i)]))
 
@@ -464,20 +462,29 @@ class Policy:
         changes = [*request.query, ("changes", f'LABEL {GATEKEEPER_LABEL}="{self.namespace}"')]
         return Forward(request.with_query(changes))
 
+    def _listed_image_is_own(self, image: dict) -> bool:
+        return self._own_image({"Id": image["Id"], "RepoTags": image.get("RepoTags"),
+                                "Config": {"Labels": image.get("Labels")}})
+
     def _guard_references(self) -> Callable[[], None]:
-        """After an operation that may rename images: put back names it took from others."""
-        before = {tag: image["Id"] for image in self.api.images() for tag in
-                  image.get("RepoTags") or [] if tag != "<none>:<none>"}
+        """After an operation that may rename images: put back names it took from others.
+
+        A name that pointed at a course image or at someone else's image before the operation
+        is given back to that image, even if the operation announced it as loaded.
+        """
+        taken = {tag: image["Id"] for image in self.api.images()
+                 if image["Id"] in self.base_ids or not self._listed_image_is_own(image)
+                 for tag in image.get("RepoTags") or [] if tag != "<none>:<none>"}
 
         def restore() -> None:
             for image in self.api.images():
                 for tag in image.get("RepoTags") or []:
-                    old = before.get(tag)
-                    with self._lock:
-                        ours = normalise(tag) in self.references
-                    if old and old != image["Id"] and not ours:
+                    old = taken.get(tag)
+                    if old and old != image["Id"]:
                         repository, name = split_reference(tag)
                         self.api.tag(old, repository, name, force=True)
+                        with self._lock:
+                            self.references.discard(normalise(tag))
         return restore
 
     # -- volumes and networks ----------------------------------------------------------------
@@ -571,8 +578,7 @@ class Policy:
         images = self.api.images(filters={"dangling": True} if dangling else None)
         for image in sorted(images, key=lambda i: i.get("Created", 0), reverse=True):
             if image["Id"] in used or image["Id"] in self.base_ids or not choose(image) \
-                    or not self._own_image({"Id": image["Id"], "RepoTags": image.get("RepoTags"),
-                                            "Config": {"Labels": image.get("Labels")}}):
+                    or not self._listed_image_is_own(image):
                 continue
             try:
                 deleted += self.api.remove_image(image["Id"], force=not dangling)
