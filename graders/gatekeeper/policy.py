@@ -231,13 +231,16 @@ class Policy:
     def free_reference(self, reference: str) -> str:
         """A name this submission may give an image: not a course image's, not someone else's."""
         name = normalise(reference)
-        existing = self._image(name)
-        if existing is not None and existing["Id"] in self.base_ids:
-            raise Refused("base-images-read-only",
-                          f"{name!r} names a course image, which stays read-only")
-        if existing is not None and not self._own_image(existing):
-            raise Refused("ownership", f"image name {name!r} belongs to someone else")
+        self._writable_image(self._image(name), f"image name {name!r}")
         return name
+
+    def _writable_image(self, image: dict | None, what: str) -> None:
+        """Refuse changing a course image or someone else's; a missing one is the daemon's."""
+        if image is not None and image["Id"] in self.base_ids:
+            raise Refused("base-images-read-only",
+                          f"{what} is a course image's, which stays read-only")
+        if image is not None and not self._own_image(image):
+            raise Refused("ownership", f"{what} belongs to someone else")
 
     def track(self, *references: str) -> None:
         with self._lock:
@@ -416,12 +419,7 @@ class Policy:
         with self._lock:
             tracked = name in self.references
         if not tracked:
-            image = self._image(ident)
-            if image is not None and image["Id"] in self.base_ids:
-                raise Refused("base-images-read-only",
-                              f"{ident!r} is a course image, which stays read-only")
-            if image is not None and not self._own_image(image):
-                raise Refused("ownership", f"image {ident!r} belongs to someone else")
+            self._writable_image(self._image(ident), f"image {ident!r}")
         return Forward(request)
 
     def build(self, request: Request, *_) -> Forward:
