@@ -66,7 +66,8 @@ class ExecuteParameterized(Execute):
         config=True)
     confine = Bool(
         True, help="Run the kernel as the submission's own user, away from the grader's files "
-                   "(needs root; otherwise the gatekeeper alone guards the daemon)."
+                   "(needs root and the gatekeeper: a confined kernel cannot reach the daemon's "
+                   "own socket; without root the gatekeeper alone guards the daemon)."
     ).tag(config=True)
     hidden_paths = List([], help="Files and folders the confined kernel must not see.").tag(
         config=True)
@@ -85,7 +86,7 @@ class ExecuteParameterized(Execute):
         self._cell_timeout = self.timeout
         self._kernel_docker_host = ""
         self._confinement = None
-        if self.confine and self.scratch_dir and confinement.available():
+        if self.confine and self.gatekeeper and self.scratch_dir and confinement.available():
             self._confinement = confinement.Confinement(self.namespace, Path(self.scratch_dir),
                                                         hidden=list(self.hidden_paths))
             self._confinement.prepare()

@@ -96,3 +96,13 @@ def test_without_confinement_the_kernel_is_the_graders_user(tmp_path, no_leftove
     assert found["uid"] == os.getuid()
     assert found["solutions"] == "allowed"
     assert found["other_gatekeeper"] == ("allowed" if os.getuid() == 0 else "PermissionError")
+
+
+def test_without_the_gatekeeper_the_kernel_uses_the_daemon_itself(tmp_path, no_leftovers):
+    """--no-gatekeeper (trusted notebooks): no proxy and no confinement, or it could not connect."""
+    # The probe's unnamed, unlabelled container is found by the exclusive sweep's snapshot diff.
+    found, outcome = _execute(tmp_path, gatekeeper=False, exclusive_daemon=True)
+    assert "course-gatekeeper-" not in found["docker_host"]
+    assert found["uid"] == os.getuid()
+    assert "gatekeeper refused" not in found["privileged"]
+    assert outcome.refused == []
