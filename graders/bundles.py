@@ -16,7 +16,7 @@ from pathlib import Path
 
 from nbgrader.api import Gradebook
 
-from .nbgrader_env import sqlite_url, tools_on_path
+from .nbgrader_env import sqlite_url, stamp_new_gradebook
 from .tasks import AssignmentBundle
 
 
@@ -60,10 +60,11 @@ def copy_assignment(from_url: str, to_url: str, assignment: str) -> None:
 
 @functools.cache
 def _empty_gradebook() -> Path:
-    """An empty gradebook made once per process: creating one runs alembic in a subprocess."""
+    """An empty gradebook (nbgrader's tables, no assignment), made once per process."""
     folder = tempfile.mkdtemp(prefix="course-empty-gradebook-")
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     path = Path(folder) / "gradebook.db"
-    with tools_on_path(), Gradebook(sqlite_url(path)):
+    stamp_new_gradebook(sqlite_url(path))
+    with Gradebook(sqlite_url(path)):
         pass
     return path

@@ -119,9 +119,16 @@ class Coordinator:
         return sum(cell["cell_type"] == "code"
                    for cell in json.loads(source.read_bytes())["cells"])
 
+    def submitted_notebook(self, student: str) -> Path:
+        return self.root / "submitted" / student / self.assignment / f"{self.assignment}.ipynb"
+
+    def submission_size(self, student: str) -> int:
+        notebook = self.submitted_notebook(student)
+        return notebook.stat().st_size if notebook.exists() else 0
+
     def task(self, bundle: AssignmentBundle, student: str, exclusive: bool) -> GradingTask:
-        folder = self.root / "submitted" / student / self.assignment
-        notebook = folder / f"{self.assignment}.ipynb"
+        notebook = self.submitted_notebook(student)
+        folder = notebook.parent
         stamp = folder / "timestamp.txt"
         return GradingTask(
             bundle=bundle, student=student,
@@ -223,12 +230,13 @@ class _Job:
     """One submission to grade, and where it goes in the submit order.
 
     The longest expected first: the bigger notebooks, and within one notebook the submissions
-    that took longest when graded before, so the run does not end on one long straggler.
+    that took longest when graded before, then the biggest files (a blank submission runs no
+    code of its own), so the run does not end on one long straggler.
     """
 
     coordinator: Coordinator
     student: str
-    order: tuple[int, float]
+    order: tuple[int, float, int]
 
 
 def _pending(coordinator: Coordinator, batch: BatchResult, on_result) -> list[_Job]:
@@ -240,7 +248,8 @@ def _pending(coordinator: Coordinator, batch: BatchResult, on_result) -> list[_J
         previous = coordinator.recorder.previous(student)
         if previous is None or coordinator.options.force:
             took = previous.wall_seconds if previous is not None else 0.0
-            jobs.append(_Job(coordinator, student, (-code_cells, -took)))
+            size = coordinator.submission_size(student)
+            jobs.append(_Job(coordinator, student, (-code_cells, -took, -size)))
             continue
         score, maximum = coordinator.recorder.score(student)
         done = SubmissionResult(student, coordinator.assignment, Status.ALREADY_GRADED, score,

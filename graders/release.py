@@ -19,7 +19,7 @@ import nbformat
 
 from . import manifest
 from .errors import ReleaseError
-from .nbgrader_env import course_config, sqlite_url, tools_on_path
+from .nbgrader_env import course_config, sqlite_url, stamp_new_gradebook, tools_on_path
 from .samples import write_samples
 from .settings import DEMO_ASSIGNMENT
 
@@ -64,7 +64,9 @@ def generate_release(root: Path, release_dir: Path, assignments: list[str] | Non
 
     assignments = assignments if assignments is not None else source_assignments(root)
     with tempfile.TemporaryDirectory() as scratch:
-        config = course_config(root, db_url or sqlite_url(Path(scratch) / "gradebook.db"))
+        db_url = db_url or sqlite_url(Path(scratch) / "gradebook.db")
+        stamp_new_gradebook(db_url)
+        config = course_config(root, db_url)
         config.CourseDirectory.release_directory = str(release_dir.resolve())
         config.CourseDirectory.source_directory = str((root / "source").resolve())
         config.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", ".*"]

@@ -96,7 +96,7 @@ def test_source_notebooks_are_clean_and_have_stable_ids():
 
 
 def test_nbgrader_finds_alembic_without_an_activated_environment(tmp_path, monkeypatch):
-    """nbgrader runs `alembic` by name when it creates a gradebook; PATH lacks the venv here."""
+    """Creating the release's gradebook needs no `alembic` on PATH (none of the venv here)."""
     import builders as b
 
     from graders.release import generate_release
@@ -106,3 +106,30 @@ def test_nbgrader_finds_alembic_without_an_activated_environment(tmp_path, monke
     generate_release(root, root / "release", assignments=[b.MINI], db_url=f"sqlite:///{tmp_path}/g.db")
     assert (root / "release" / b.MINI / f"{b.MINI}.ipynb").exists()
     assert (tmp_path / "g.db").stat().st_size > 0
+
+
+def test_a_new_gradebook_is_stamped_with_nbgraders_schema_version_in_process(tmp_path,
+                                                                              monkeypatch):
+    """The version nbgrader would ask an `alembic heads` subprocess for, without the subprocess."""
+    import sqlite3
+
+    import nbgrader.api
+    from nbgrader.api import Gradebook
+
+    from graders.nbgrader_env import stamp_new_gradebook, tools_on_path
+
+    with tools_on_path():
+        expected = nbgrader.api.get_alembic_version()
+
+    def no_subprocess(*args, **kwargs):
+        raise AssertionError(f"nbgrader ran a subprocess: {args}")
+
+    monkeypatch.setattr(nbgrader.api.sp, "check_output", no_subprocess)
+    url = f"sqlite:///{tmp_path}/gradebook.db"
+    stamp_new_gradebook(url)
+    with Gradebook(url) as gradebook:
+        gradebook.add_student("learner")
+    stamp_new_gradebook(url)  # an existing gradebook is left as it is
+    with sqlite3.connect(tmp_path / "gradebook.db") as db:
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(expected,)]
+        assert db.execute("SELECT id FROM student").fetchall() == [("learner",)]
