@@ -186,7 +186,7 @@ class _ProgressBar:
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                  MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                                 console=console, transient=False)
+                                 console=console, transient=False, refresh_per_second=2)
         self.task = None
 
     def start(self, total: int, workers: int) -> None:
