@@ -223,7 +223,7 @@ grading_flags = [
     click.option("--feedback/--no-feedback", default=True, show_default=True,
                  help="Write feedback HTML (hidden tests removed)."),
     click.option("--workers", type=click.IntRange(min=1), default=None,
-                 help="Worker processes [default: one per core, plus one]."),
+                 help="Worker processes [default: two per core]."),
     click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
                  help="Grade on this Dask cluster instead; each worker uses its node's daemon."),
     click.option("--gatekeeper/--no-gatekeeper", default=True, show_default=True,

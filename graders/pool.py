@@ -17,19 +17,20 @@ from .worker import grade_task, warm_up
 
 
 def default_workers() -> int:
-    """What this machine can carry: one worker per core plus one, memory permitting.
+    """What this machine can carry: two workers per core, memory permitting.
 
-    A worker spends part of each submission waiting (kernel start-up, the daemon starting
-    containers), so one extra keeps the cores busy: on 2 cores, 3 workers graded the benchmark
-    batch 8% faster than 2. More bought nothing (6 took as long as 3) and, on a loaded machine,
-    pushed cells of perfect submissions past their time limit (docs/scaling.md).
+    A worker spends much of each submission waiting (kernel start-up, the daemon starting
+    containers, a hanging cell running out its time limit), so more workers than cores keep the
+    cores busy: on 2 cores, 12 perfect 06-exec submissions took 50.4 s on 3 workers, 45.6 s on
+    4 and 44.9 s on 5 (docs/scaling.md). Past that they only share the same CPU, and stretch
+    every cell towards its time limit.
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     try:
         memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError):
         memory_gib = 4
-    return max(1, min((cores or 1) + 1, int(memory_gib // 1)))
+    return max(1, min(2 * (cores or 1), int(memory_gib // 1)))
 
 
 class LocalPool:

@@ -30,6 +30,8 @@ from .restore_deleted_cells import METADATA_KEY
 
 PARAMETERS_GRADE_ID = "parameters"
 TIMEOUT_ERROR = "CellTimeoutError"
+#: What a kernel raises when it cannot reach Docker at all (graders.lab.connect, docker-py).
+UNREACHABLE_DAEMON_ERRORS = ("DaemonUnavailable", "DockerException")
 
 
 def _error_output(ename: str, message: str) -> NotebookNode:
@@ -85,6 +87,7 @@ class ExecuteParameterized(Execute):
         self._abandoned = ""
         self._cell_timeout = self.timeout
         self._kernel_docker_host = ""
+        self._student_code_ran = False
         self._confinement = None
         if self.confine and self.gatekeeper and self.scratch_dir and confinement.available():
             self._confinement = confinement.Confinement(self.namespace, Path(self.scratch_dir),
@@ -184,7 +187,30 @@ class ExecuteParameterized(Execute):
             self._outcome.status = Status.TIMED_OUT
             self._outcome.detail = self._outcome.detail or (
                 f"cell {_name(cell, index)} ran longer than {self.timeout} s and was interrupted")
+        self._check_course_cell_reached_docker(cell, index)
         return cell, resources
+
+    def _check_course_cell_reached_docker(self, cell, index: int) -> None:
+        """A course cell that cannot reach Docker before any student code ran is the grader's fault.
+
+        Only locked cells count (nbgrader restores their source, so a student cannot write one)
+        and only before the first cell of the student's: what follows could be the student's
+        doing. Scored, it would be a silent zero for every test; reported, it is retried.
+        """
+        if self._student_code_ran:
+            return
+        metadata = cell.get("metadata", {})
+        course_cell = metadata.get("nbgrader", {}).get("locked") or \
+            "injected-parameters" in metadata.get("tags", [])
+        if not course_cell:
+            self._student_code_ran = True
+            return
+        for output in cell.get("outputs", []):
+            if output.get("ename") in UNREACHABLE_DAEMON_ERRORS:
+                self._abandon(Status.INFRASTRUCTURE,
+                              f"the kernel could not reach Docker in course cell "
+                              f"{_name(cell, index)}: {output.get('evalue', '')}"[:300])
+                return
 
     def _abandon(self, status: Status, reason: str) -> None:
         self._abandoned = reason

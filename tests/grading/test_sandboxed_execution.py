@@ -106,3 +106,40 @@ def test_without_the_gatekeeper_the_kernel_uses_the_daemon_itself(tmp_path, no_l
     assert found["uid"] == os.getuid()
     assert "gatekeeper refused" not in found["privileged"]
     assert outcome.refused == []
+
+
+class _KernelWithoutDocker(ExecuteParameterized):
+    """A kernel whose DOCKER_HOST leads nowhere, as when a sandbox is set up wrongly."""
+
+    def start_new_kernel(self, **kwargs):
+        kwargs["env"] = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+        return super().start_new_kernel(**kwargs)
+
+
+def _execute_without_docker(tmp_path, nb):
+    outcome = tmp_path / "outcome.json"
+    execute = _KernelWithoutDocker(
+        timeout=30, namespace=NAMESPACE, gatekeeper=False, outcome_file=str(outcome),
+        parameters={"NAMESPACE": NAMESPACE, "BUSYBOX_IMAGE": BUSYBOX_IMAGE})
+    nb, _ = execute.preprocess(nb, {"metadata": {"path": str(tmp_path)}})
+    return nb, Outcome.load(outcome)
+
+
+def test_a_course_cell_that_cannot_reach_docker_is_an_infrastructure_error(tmp_path,
+                                                                           no_leftovers):
+    """Not a zero for every test: the submission is retried, then reported."""
+    nb, outcome = _execute_without_docker(tmp_path, b.mini_source())
+    assert outcome.status.value == "infrastructure error"
+    assert "could not reach Docker in course cell setup" in outcome.detail
+    tests = next(c for c in nb.cells if c.id == "double-tests")
+    assert tests.outputs[0].ename == "NotRun"
+
+
+def test_student_code_that_breaks_the_connection_is_the_students_doing(tmp_path, no_leftovers):
+    nb = b.mini_source()
+    setup = next(c for c in nb.cells if c.id == "setup")
+    nb.cells.remove(setup)
+    nb.cells.insert(nb.cells.index(next(c for c in nb.cells if c.id == "double-tests")) + 1,
+                    setup)
+    _, outcome = _execute_without_docker(tmp_path, nb)
+    assert outcome.status.value == "graded"
