@@ -28,6 +28,7 @@ from nbgrader.api import Gradebook
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from graders.pool import default_workers  # noqa: E402
 from graders.release import generate_release  # noqa: E402
 from graders.samples import SampleMaker  # noqa: E402
 
@@ -123,7 +124,8 @@ def main() -> None:
     parser.add_argument("--notebooks", nargs="+", default=["02-containers"])
     parser.add_argument("--copies", type=int, default=1, help="submissions of each kind")
     parser.add_argument("--cell-timeout", type=int, default=10)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=default_workers(),
+                        help="course grade's workers [default: its own default]")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="course-bench-") as tmp:
         stock_dir, course_dir = Path(tmp) / "stock", Path(tmp) / "course"

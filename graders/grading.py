@@ -8,6 +8,7 @@ is interrupted resumes with the same command, grading only what was not recorded
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -87,6 +88,18 @@ class GradingInterrupted(GradingError):
     remedy = "Run the same command again: recorded submissions are not graded twice."
 
 
+def _solution_sources(notebook: dict) -> dict[str, str]:
+    """The source of every solution cell of a notebook (JSON), by grade id."""
+    sources = {}
+    for cell in notebook["cells"]:
+        nbgrader = cell.get("metadata", {}).get("nbgrader", {})
+        if nbgrader.get("solution"):
+            source = cell.get("source", "")
+            sources[nbgrader.get("grade_id", "")] = "".join(source) if isinstance(source, list) \
+                else source
+    return sources
+
+
 def find_students(root: Path, assignment: str) -> list[str]:
     """Students with a submission folder for ``assignment``, sorted."""
     submitted = root / "submitted"
@@ -121,6 +134,19 @@ class Coordinator:
 
     def submitted_notebook(self, student: str) -> Path:
         return self.root / "submitted" / student / self.assignment / f"{self.assignment}.ipynb"
+
+    def unattempted(self, student: str) -> bool:
+        """Whether every solution cell of the submission is still as released."""
+        try:
+            submitted = _solution_sources(json.loads(self.submitted_notebook(student).read_bytes()))
+        except (OSError, ValueError, TypeError, AttributeError):
+            return False  # unreadable: the worker reports why
+        return submitted == self.released_solutions
+
+    @functools.cached_property
+    def released_solutions(self) -> dict[str, str]:
+        release = self.root / "release" / self.assignment / f"{self.assignment}.ipynb"
+        return _solution_sources(json.loads(release.read_bytes()))
 
     def submission_size(self, student: str) -> int:
         notebook = self.submitted_notebook(student)
@@ -229,14 +255,14 @@ def grade_assignments(
 class _Job:
     """One submission to grade, and where it goes in the submit order.
 
-    The longest expected first: the bigger notebooks, and within one notebook the submissions
-    that took longest when graded before, then the biggest files (a blank submission runs no
-    code of its own), so the run does not end on one long straggler.
+    The longest expected first, so the run does not end on one long straggler: untouched
+    releases (no code of the student's runs, every test fails fast) after all the others, then
+    the bigger notebooks, the submissions that took longest when graded before, the biggest files.
     """
 
     coordinator: Coordinator
     student: str
-    order: tuple[int, float, int]
+    order: tuple[bool, int, float, int]
 
 
 def _pending(coordinator: Coordinator, batch: BatchResult, on_result) -> list[_Job]:
@@ -249,7 +275,8 @@ def _pending(coordinator: Coordinator, batch: BatchResult, on_result) -> list[_J
         if previous is None or coordinator.options.force:
             took = previous.wall_seconds if previous is not None else 0.0
             size = coordinator.submission_size(student)
-            jobs.append(_Job(coordinator, student, (-code_cells, -took, -size)))
+            jobs.append(_Job(coordinator, student,
+                             (coordinator.unattempted(student), -code_cells, -took, -size)))
             continue
         score, maximum = coordinator.recorder.score(student)
         done = SubmissionResult(student, coordinator.assignment, Status.ALREADY_GRADED, score,

@@ -29,19 +29,29 @@ def _order(root, assignments, options):
     return [(job.coordinator.assignment, job.student) for job in jobs]
 
 
-def test_bigger_notebooks_then_slower_then_bigger_submissions_go_first(tmp_path):
+def test_untouched_releases_last_then_bigger_notebooks_then_bigger_submissions_first(tmp_path):
     root = _course(tmp_path)
     for assignment in (b.MINI, BIG):
         b.submit(root, "blank", b.released(root, assignment), assignment)
-        b.submit(root, "solved", b.with_added_cell(b.solved(root, assignment),
-                                                   "# worked it all out\n" * 50), assignment)
+        b.submit(root, "solved", b.solved(root, assignment), assignment)
+        b.submit(root, "verbose", b.with_added_cell(b.solved(root, assignment),
+                                                    "# worked it all out\n" * 50), assignment)
     assert _order(root, [b.MINI, BIG], GradingOptions()) == [
-        (BIG, "solved"), (BIG, "blank"), (b.MINI, "solved"), (b.MINI, "blank")]
+        (BIG, "verbose"), (BIG, "solved"), (b.MINI, "verbose"), (b.MINI, "solved"),
+        (BIG, "blank"), (b.MINI, "blank")]
 
     # A regrade knows how long each took last time, which says more than the file's size.
     Outcome(status=Status.TIMED_OUT, wall_seconds=40.0).save(
-        root / "grading" / b.MINI / "blank.json")
-    Outcome(status=Status.GRADED, wall_seconds=5.0).save(
         root / "grading" / b.MINI / "solved.json")
+    Outcome(status=Status.GRADED, wall_seconds=5.0).save(
+        root / "grading" / b.MINI / "verbose.json")
     assert _order(root, [b.MINI], GradingOptions(force=True)) == [
-        (b.MINI, "blank"), (b.MINI, "solved")]
+        (b.MINI, "solved"), (b.MINI, "verbose"), (b.MINI, "blank")]
+
+
+def test_an_unreadable_submission_counts_as_attempted(tmp_path):
+    root = _course(tmp_path)
+    b.submit(root, "broken", "{ not json", b.MINI)
+    b.submit(root, "blank", b.released(root, b.MINI), b.MINI)
+    coordinator = Coordinator(root, b.MINI, GradingOptions())
+    assert not coordinator.unattempted("broken") and coordinator.unattempted("blank")
