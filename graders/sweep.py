@@ -169,6 +169,7 @@ def remove_namespace(
     networks = {n["Id"] for n in api.networks(filters=label)}
     volumes = {v["Name"] for v in api.volumes(filters=label).get("Volumes") or []}
     images = {i["Id"] for i in api.images(all=True, filters=label)}
+    tags: set[str] = set()
     if match_names:
         containers |= {
             c["Id"] for c in api.containers(all=True)
@@ -176,11 +177,15 @@ def remove_namespace(
         }
         networks |= {n["Id"] for n in api.networks() if namespace in n["Name"]}
         volumes |= {v["Name"] for v in api.volumes().get("Volumes") or [] if namespace in v["Name"]}
-        images |= {
-            i["Id"] for i in api.images()
-            if any(namespace in tag for tag in i.get("RepoTags") or [])
-        }
-    return _remove_objects(client, containers, networks, volumes, images)
+        tags = {tag for i in api.images() for tag in i.get("RepoTags") or [] if namespace in tag}
+    removed = _remove_objects(client, containers, networks, volumes, images)
+    # By name, not by id: two submissions that build alike share one image (the build cache
+    # gives the same id), and removing it by id would take the other submission's name too.
+    # A name the image shares is only untagged; the image goes with its last name.
+    for tag in sorted(tags):
+        _remove(lambda t=tag: api.remove_image(t, force=True), tag, removed.images,
+                removed.failures)
+    return removed
 
 
 def remove_new_since(client: docker.DockerClient, before: Snapshot, namespace: str = "") -> Removed:

@@ -315,3 +315,26 @@ def test_course_gatekeeper_serves_until_interrupted_then_cleans_up(tmp_path, cli
     assert "removed 1 objects" in output
     with pytest.raises(NotFound):
         client.containers.get(f"{OWN}-by-hand")
+
+
+def test_two_submissions_that_build_alike_keep_their_own_images(tmp_path, client, no_leftovers):
+    """The build cache gives both the same image id: closing one must not remove the other's."""
+    dockerfile = f"FROM {BUSYBOX_IMAGE}\nRUN echo same > /same\n".encode()
+    gates = [Gatekeeper(namespace, tmp_path) for namespace in (OWN, "gatekeeper02")]
+    try:
+        ids = []
+        for gate in gates:
+            gate.start()
+            learner = docker.DockerClient(base_url=gate.docker_host, version="auto")
+            image, _ = learner.images.build(fileobj=io.BytesIO(dockerfile),
+                                            tag=f"{gate.namespace}-same:1", rm=True)
+            ids.append(image.id)
+            learner.close()
+        assert ids[0] == ids[1]
+        gates[0].close()
+        assert client.images.get(ids[1]).tags == ["gatekeeper02-same:1"]
+    finally:
+        for gate in gates:
+            gate.close()
+    with pytest.raises(NotFound):
+        client.images.get(ids[1])

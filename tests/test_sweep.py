@@ -1,5 +1,6 @@
 """Sweeping a namespace on a real daemon: everything of its own goes, nothing else does."""
 
+import docker
 import pytest
 
 from graders.lab import labels
@@ -75,3 +76,29 @@ def test_swept_cleans_up_even_when_the_body_raises(client, no_leftovers):
         _sleeper(client, "nsffffffffff-x", "nsffffffffff")
         raise RuntimeError("submission crashed")
     assert len(removed.containers) == 1
+
+
+def test_an_image_shared_with_another_namespace_loses_only_this_ones_name(client, no_leftovers):
+    """Two submissions that build alike share one image id (build cache): sweeping one of them
+    must leave the other's name and image."""
+    image = client.images.get(BUSYBOX_IMAGE)
+    shared = client.containers.create(BUSYBOX_IMAGE, ["true"])
+    try:
+        built = shared.commit("nsaaaaaaaaaa-shared", "1")
+    finally:
+        shared.remove()
+    built.tag("nsbbbbbbbbbb-shared", "1")
+    try:
+        removed = remove_namespace(client, "nsbbbbbbbbbb", match_names=True)
+        assert removed.images == ["nsbbbbbbbbbb-shared:1"] and not removed.failures
+        assert client.images.get(built.id).tags == ["nsaaaaaaaaaa-shared:1"]
+        remove_namespace(client, "nsaaaaaaaaaa", match_names=True)
+        with pytest.raises(docker.errors.ImageNotFound):
+            client.images.get(built.id)
+    finally:
+        for name in ("nsaaaaaaaaaa-shared:1", "nsbbbbbbbbbb-shared:1"):
+            try:
+                client.images.remove(name, force=True)
+            except docker.errors.ImageNotFound:
+                pass
+    assert client.images.get(image.id)

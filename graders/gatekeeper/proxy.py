@@ -163,6 +163,11 @@ class Gatekeeper:
                 removed.failures.append(f"{reference}: {error.explanation or error}")
         for short_id in sorted(self.policy.image_ids):
             try:  # build steps left untagged; one a later build reuses from cache stays
+                if self._client.api.inspect_image(short_id).get("RepoTags"):
+                    # Its own names are gone, so these are someone else's: another submission
+                    # that built alike got the same image from the build cache. Removing it by
+                    # id would take that name too (an image with one name goes without force).
+                    continue
                 self._client.api.remove_image(short_id)
                 removed.images.append(short_id)
             except (NotFound, APIError):
