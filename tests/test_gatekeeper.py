@@ -338,3 +338,31 @@ def test_two_submissions_that_build_alike_keep_their_own_images(tmp_path, client
             gate.close()
     with pytest.raises(NotFound):
         client.images.get(ids[1])
+
+
+def test_prunes_of_two_submissions_at_once_both_succeed(tmp_path, no_leftovers):
+    """The daemon runs one prune of a kind at a time (409 to a second); alone, a submission never
+    sees that, so its gatekeeper waits the other one out."""
+    import concurrent.futures
+
+    gates = [Gatekeeper(namespace, tmp_path) for namespace in (OWN, "gatekeeper02")]
+
+    def prune_often(gate):
+        learner = docker.DockerClient(base_url=gate.docker_host, version="auto")
+        try:
+            for _ in range(15):
+                learner.containers.prune()
+                learner.networks.prune()
+                learner.volumes.prune()
+        finally:
+            learner.close()
+
+    try:
+        for gate in gates:
+            gate.start()
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            for done in [pool.submit(prune_often, gate) for gate in gates]:
+                done.result()  # raises APIError 409 "a prune operation is already running"
+    finally:
+        for gate in gates:
+            gate.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,8 @@ from .rules import (
 
 PREDEFINED_NETWORKS = ("bridge", "host", "none", "default")
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
+#: How often a prune is tried while another submission's prune of the same kind runs (~20 s).
+PRUNE_ATTEMPTS = 20
 LOADED = re.compile(r"Loaded image(?: ID)?: (\S+)")
 # Image ids in a build's output ("--->" arrives JSON-escaped): intermediate images carry no label.
 BUILT = re.compile(rb"(?:---(?:>|\\u003e) |Successfully built |\"stream\":\"sha256:)([0-9a-f]{12})")
@@ -556,8 +559,21 @@ class Policy:
 
     # -- daemon-wide views, scoped ------------------------------------------------------------
 
-    def prune(self, request: Request, *_) -> Forward:
-        return Forward(_with_label_filter(request, self.label))
+    def prune(self, request: Request, *_) -> Answer:
+        """Prune within this submission's label, waiting out another submission's prune.
+
+        The daemon runs one prune of a kind at a time and answers a second with 409 "a prune
+        operation is already running". Alone on the daemon a submission never meets that, so
+        the gatekeeper retries for a while instead of passing it on.
+        """
+        scoped = _with_label_filter(request, self.label)
+        for attempt in range(PRUNE_ATTEMPTS):
+            response = self.api._post(self.api._url(scoped.path), params=scoped.query)
+            if response.status_code != 409 or "already running" not in response.text:
+                break
+            time.sleep(0.1 * (attempt + 1))
+        return Answer(Response(response.status_code, response.reason or "",
+                               [("Content-Type", "application/json")], response.content))
 
     def prune_images(self, request: Request, *_) -> Answer:
         """Prune only this submission's unused images, as the daemon's prune would.
