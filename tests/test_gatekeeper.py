@@ -366,3 +366,28 @@ def test_prunes_of_two_submissions_at_once_both_succeed(tmp_path, no_leftovers):
     finally:
         for gate in gates:
             gate.close()
+
+
+def test_a_build_gives_back_no_name_another_submission_moved_meanwhile(tmp_path, client,
+                                                                         no_leftovers):
+    """While one submission builds, another retags its own image: that name is not restored."""
+    gates = [Gatekeeper(namespace, tmp_path) for namespace in (OWN, "gatekeeper02")]
+    try:
+        for gate in gates:
+            gate.start()
+        other = docker.DockerClient(base_url=gates[1].docker_host, version="auto")
+
+        def build(message: str):
+            dockerfile = f'FROM {BUSYBOX_IMAGE}\nCMD ["echo", "{message}"]\n'.encode()
+            return other.images.build(fileobj=io.BytesIO(dockerfile), tag="gatekeeper02-app:1",
+                                      rm=True)[0]
+
+        build("old app")
+        restore = gates[0].policy._guard_references(lambda: {f"{OWN}-mine:1"})  # a build starts
+        newer = build("new app")
+        restore()  # the build ends
+        assert client.images.get("gatekeeper02-app:1").id == newer.id
+        other.close()
+    finally:
+        for gate in gates:
+            gate.close()

@@ -40,7 +40,8 @@ PREDEFINED_NETWORKS = ("bridge", "host", "none", "default")
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 #: How often a prune is tried while another submission's prune of the same kind runs (~20 s).
 PRUNE_ATTEMPTS = 20
-LOADED = re.compile(r"Loaded image(?: ID)?: (\S+)")
+#: The names a load announces, inside JSON strings: a name ends at whitespace, a quote or "\n".
+LOADED = re.compile(r"Loaded image(?: ID)?: ([^\s\"\\]+)")
 # Image ids in a build's output ("--->" arrives JSON-escaped): intermediate images carry no label.
 BUILT = re.compile(rb"(?:---(?:>|\\u003e) |Successfully built |\"stream\":\"sha256:)([0-9a-f]{12})")
 
@@ -385,18 +386,23 @@ class Policy:
                                   f":{tag}" if tag else "")
             self.own_registry(registry_of(reference), f"pulling {reference!r}")
             self.track(self.free_reference(reference))
-            return Forward(request, after=self._guard_references())
-        if request.param("repo"):
-            self.track(self.free_reference(_named(request)))
+            return Forward(request, after=self._guard_references(lambda: {reference}))
+        named = {_named(request)} if request.param("repo") else set()
+        for name in named:
+            self.track(self.free_reference(name))
         changes = [*request.query, ("changes", f'LABEL {GATEKEEPER_LABEL}="{self.namespace}"')]
-        return Forward(request.with_query(changes), after=self._guard_references())
+        return Forward(request.with_query(changes), after=self._guard_references(lambda: named))
 
     def load_images(self, request: Request, *_) -> Forward:
+        loaded: set[str] = set()
+
         def note_loaded(response: Response) -> Response:
             for name in LOADED.findall(response.body.decode("utf-8", "replace")):
                 self.track(name)
+                loaded.add(name)
             return response
-        return Forward(request, transform=note_loaded, after=self._guard_references())
+        return Forward(request, transform=note_loaded,
+                       after=self._guard_references(lambda: loaded))
 
     def save_images(self, request: Request, *_) -> Forward:
         for name in request.params("names"):
@@ -439,7 +445,8 @@ class Policy:
         query += [("rm", "1"), ("forcerm", "1")]
         if not request.param("memory"):
             query.append(("memory", str(self.limits.memory)))
-        return Forward(request.with_query(query), after=self._guard_references(),
+        tags = set(request.params("t"))
+        return Forward(request.with_query(query), after=self._guard_references(lambda: tags),
                        observe=self._note_built_images())
 
     def _note_built_images(self) -> Callable[[bytes], None]:
@@ -467,25 +474,29 @@ class Policy:
         return self._own_image({"Id": image["Id"], "RepoTags": image.get("RepoTags"),
                                 "Config": {"Labels": image.get("Labels")}})
 
-    def _guard_references(self) -> Callable[[], None]:
+    def _guard_references(self, names: Callable[[], set[str]]) -> Callable[[], None]:
         """After an operation that may rename images: put back names it took from others.
 
         A name that pointed at a course image or at someone else's image before the operation
-        is given back to that image, even if the operation announced it as loaded.
+        is given back to that image, even if the operation announced it as loaded. Only the
+        names the operation itself could set count (``names()``, asked afterwards): meanwhile
+        other submissions move their own names, which is none of this one's business.
         """
         taken = {tag: image["Id"] for image in self.api.images()
                  if image["Id"] in self.base_ids or not self._listed_image_is_own(image)
                  for tag in image.get("RepoTags") or [] if tag != "<none>:<none>"}
 
         def restore() -> None:
+            wanted = {normalise(name) for name in names()}
             for image in self.api.images():
                 for tag in image.get("RepoTags") or []:
                     old = taken.get(tag)
-                    if old and old != image["Id"]:
+                    if old and old != image["Id"] and normalise(tag) in wanted:
                         repository, name = split_reference(tag)
                         self.api.tag(old, repository, name, force=True)
                         with self._lock:
                             self.references.discard(normalise(tag))
+
         return restore
 
     # -- volumes and networks ----------------------------------------------------------------
