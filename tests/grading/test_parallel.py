@@ -14,7 +14,7 @@ from pathlib import Path
 import builders as b
 import pytest
 
-from graders.grading import GradingOptions, grade_assignment
+from graders.grading import GradingOptions, grade_assignment, grade_assignments
 from graders.outcome import Status
 from graders.release import generate_release
 from graders.report import collect, render
@@ -48,6 +48,28 @@ def test_parallel_grading_gives_the_same_scores_as_serial(tmp_path, no_leftovers
     assert _scores(serial) == _scores(parallel)
     assert {s for s, _ in _scores(serial).values()} == {"graded", "invalid notebook"}
     assert parallel.workers == 2
+
+
+def test_a_class_handing_in_the_same_notebook_is_graded_at_once_without_interference(
+        tmp_path, no_leftovers):
+    """Copies of one solution graded side by side, as a real class is: they build identical
+    images (one id from the build cache), prune at the same moment and rename their own images
+    while the others build. Each must still score as it would alone."""
+    import shutil
+
+    from conftest import ROOT
+
+    notebooks = ("09-cleanup", "18-ports")
+    root = tmp_path / "course"
+    for notebook in notebooks:
+        shutil.copytree(ROOT / "source" / notebook, root / "source" / notebook)
+        for copy in range(3):
+            b.submit(root, f"copy{copy}", b.solved(root, notebook), notebook)
+    batches = grade_assignments(root, list(notebooks),
+                                GradingOptions(workers=4, feedback=False, cell_timeout=90))
+    for batch in batches:
+        assert [(r.status.value, r.score) for r in batch.results] == \
+            [("graded", batch.results[0].max_score)] * 3, batch.assignment
 
 
 def test_dask_local_cluster_grades_with_the_same_scores(tmp_path, no_leftovers):
