@@ -45,37 +45,56 @@ def private_mounts() -> None:
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
 
 
-def _closed_ancestor(path: Path) -> Path | None:
-    """The highest folder above ``path`` that others cannot enter, e.g. /root."""
-    for ancestor in reversed(path.parents):
-        if ancestor != Path("/") and not ancestor.stat().st_mode & 0o001:
+def _closed(path: Path, uid: int) -> bool:
+    """Whether ``uid`` cannot enter ``path``: closed to others and not its own."""
+    found = path.stat()
+    return not found.st_mode & 0o001 and found.st_uid != uid
+
+
+def _closed_ancestor(path: Path, uid: int) -> Path | None:
+    """The highest folder, ``path`` included, that ``uid`` cannot enter, e.g. /root."""
+    for ancestor in [*reversed(path.parents), path]:
+        if ancestor != Path("/") and _closed(ancestor, uid):
             return ancestor
     return None
 
 
-def expose(paths: list[str]) -> None:
+def expose(paths: list[str], uid: int) -> None:
     """Make each path reachable for others: a closed ancestor becomes an empty, open tmpfs
-    with only these paths mounted back into it (the rest of it, e.g. /root, stays hidden)."""
+    with only these paths mounted back into it (the rest of it, e.g. /root, stays hidden).
+
+    A path that is itself a closed folder (a checkout in a 0700 temporary folder) is put back
+    entry by entry into an open one, so its entries keep their own modes.
+    """
     wanted = {Path(os.path.realpath(p)) for p in paths if os.path.exists(p)}
     by_ancestor: dict[Path, list[Path]] = {}
     for path in wanted:
         if any(other in path.parents for other in wanted):
             continue  # comes along with the folder that holds it
-        ancestor = _closed_ancestor(path)
+        ancestor = _closed_ancestor(path, uid)
         if ancestor is not None:
-            by_ancestor.setdefault(ancestor, []).append(path)
+            inside = sorted(path.iterdir()) if path.is_dir() and _closed(path, uid) else [path]
+            by_ancestor.setdefault(ancestor, []).extend(inside)
     for ancestor, inside in by_ancestor.items():
         stage = Path(tempfile.mkdtemp(prefix="course-confine-"))
-        staged = []
+        staged, links = [], []
         for number, path in enumerate(sorted(inside)):
-            (stage / str(number)).mkdir()
-            _mount(str(path), str(stage / str(number)), None, MS_BIND | MS_REC)
-            staged.append((stage / str(number), path))
+            if path.is_symlink():
+                links.append((path, os.readlink(path)))
+                continue
+            point = stage / str(number)
+            point.mkdir() if path.is_dir() else point.touch()
+            _mount(str(path), str(point), None, MS_BIND | MS_REC)
+            staged.append((point, path))
         _mount("tmpfs", str(ancestor), "tmpfs", 0, "mode=0755,size=1m")
         for source, path in staged:
-            path.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.mkdir() if source.is_dir() else path.touch()
             _mount(str(source), str(path), None, MS_MOVE)
-            source.rmdir()
+            source.rmdir() if source.is_dir() else source.unlink()
+        for path, target in links:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.symlink_to(target)
         stage.rmdir()
 
 
@@ -129,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     command = own_connection_file(command, args.scratch, args.uid)
     private_mounts()
-    expose(args.expose)
+    expose(args.expose, args.uid)
     hide(args.hide)
     limit(args.processes, args.memory)
     os.setgroups([])

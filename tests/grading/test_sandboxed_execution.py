@@ -143,3 +143,25 @@ def test_student_code_that_breaks_the_connection_is_the_students_doing(tmp_path,
                     setup)
     _, outcome = _execute_without_docker(tmp_path, nb)
     assert outcome.status.value == "graded"
+
+
+@pytest.mark.skipif(not confinement.available(), reason="confinement needs root on Linux")
+def test_a_closed_folder_exposed_to_the_confined_user_opens_for_it(tmp_path):
+    """A checkout in a 0700 folder (mktemp -d) must still give the kernel the course's code."""
+    import subprocess
+    import sys
+
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    (closed / "lab.txt").write_text("readable")
+    (closed / "link").symlink_to("lab.txt")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    confined = confinement.Confinement("nsclosed0001", scratch)
+    confined.prepare()
+    command = confined.wrap([sys.executable, "-c",
+                             f"print(open({str(closed / 'link')!r}).read())"])
+    command.insert(command.index("--"), f"--expose={closed}")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "readable", result.stderr
+    assert oct(closed.stat().st_mode & 0o777) == "0o700"  # the host's folder is unchanged
