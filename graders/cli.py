@@ -223,7 +223,8 @@ grading_flags = [
     click.option("--feedback/--no-feedback", default=True, show_default=True,
                  help="Write feedback HTML (hidden tests removed)."),
     click.option("--workers", type=click.IntRange(min=1), default=None,
-                 help="Worker processes [default: two per core]."),
+                 help="Worker processes [default: two per core, and one more per core while "
+                      "the cores idle]."),
     click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
                  help="Grade on this Dask cluster instead; each worker uses its node's daemon."),
     click.option("--gatekeeper/--no-gatekeeper", default=True, show_default=True,

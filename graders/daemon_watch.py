@@ -14,7 +14,11 @@ import docker
 
 
 class DaemonWatch:
-    """A context manager that pings the daemon every ``interval`` seconds while it is open."""
+    """A context manager that pings the daemon every ``interval`` seconds while it is open.
+
+    One client and its kept-alive connection serve every ping: a fresh client per ping asked
+    the daemon for its version too, which doubled the calls of every worker, twice a second.
+    """
 
     def __init__(self, interval: float = 0.5, timeout: float = 3) -> None:
         self.interval = interval
@@ -22,6 +26,7 @@ class DaemonWatch:
         self.outage = ""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._client: docker.APIClient | None = None
 
     def __enter__(self) -> DaemonWatch:
         self._thread.start()
@@ -32,6 +37,8 @@ class DaemonWatch:
         self._stop.set()
         self._thread.join(timeout=self.timeout + self.interval)
         self._ping()  # also catches an outage shorter than one interval at the very end
+        if self._client is not None:
+            self._client.close()
 
     def _watch(self) -> None:
         while not self._stop.wait(self.interval):
@@ -39,11 +46,9 @@ class DaemonWatch:
 
     def _ping(self) -> None:
         try:
-            client = docker.from_env(timeout=self.timeout)
-            try:
-                client.ping()
-            finally:
-                client.close()
+            if self._client is None:
+                self._client = docker.from_env(timeout=self.timeout).api
+            self._client.ping()
         except Exception as error:  # any failure to answer counts as an outage
             if not self.outage:
                 self.outage = f"the Docker daemon stopped answering during execution ({error})"

@@ -8,6 +8,7 @@ is interrupted resumes with the same command, grading only what was not recorded
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import time
@@ -27,11 +28,14 @@ from .exports import write_grades_csv, write_gradescope, write_status_csv
 from .namespace import Namespace
 from .nbgrader_env import sqlite_url
 from .outcome import Status
-from .pool import DaskPool, LocalPool, default_workers
+from .pool import DaskPool, LocalPool, local_pool
 from .recording import Recorder
 from .release import generate_release
 from .sweep import Snapshot, remove_namespace, remove_new_since
 from .tasks import AssignmentBundle, GradingResult, GradingTask
+
+#: How often, at most, the coordinator asks the pool whether another submission may start.
+ADMIT_EVERY = 1.0
 
 
 @dataclass
@@ -211,8 +215,7 @@ def grade_assignments(
     started = time.monotonic()
     own_pool = pool is None
     if own_pool:  # workers start (spawn, imports) while the coordinator prepares
-        pool = (DaskPool(options.scheduler) if options.scheduler
-                else LocalPool(options.workers or default_workers()))
+        pool = DaskPool(options.scheduler) if options.scheduler else local_pool(options.workers)
     try:
         coordinators = [Coordinator(root, assignment, options) for assignment in assignments]
         bundles = {c.assignment: c.prepare() for c in coordinators}
@@ -290,34 +293,36 @@ def _pending(coordinator: Coordinator, batch: BatchResult, on_result) -> list[_J
 
 def _run(pool, bundles: dict[str, AssignmentBundle], jobs: list[_Job],
          batches: dict[str, BatchResult], on_result, exclusive_tasks: bool, client) -> None:
-    """Submit every job, record results as they come, retry infrastructure errors."""
+    """Start jobs as the pool admits them, record results as they come, retry infrastructure
+    errors (after the daemon answers again)."""
     attempts = {job: 0 for job in jobs}
-    todo = list(jobs)
+    waiting = collections.deque(jobs)
     in_flight: dict = {}
 
     def task(job: _Job, exclusive: bool) -> GradingTask:
         return job.coordinator.task(bundles[job.coordinator.assignment], job.student, exclusive)
 
     try:
-        while todo:
-            in_flight = {pool.submit(task(job, exclusive_tasks)): job for job in todo}
-            todo = []
-            for future in pool.as_completed(in_flight):
+        while waiting or in_flight:
+            while waiting and pool.admits(len(in_flight)):
+                job = waiting.popleft()
+                in_flight[pool.submit(task(job, exclusive_tasks))] = job
+            for future in pool.finished(in_flight, timeout=ADMIT_EVERY):
                 job = in_flight.pop(future)
                 result = future.result()
                 attempts[job] += 1
                 coordinator = job.coordinator
                 if (result.status == Status.INFRASTRUCTURE
                         and attempts[job] <= coordinator.options.retries):
-                    todo.append(job)
+                    if client is not None:
+                        _wait_for_daemon(60)
+                    waiting.append(job)
                     continue
                 coordinator.recorder.record(result, task(job, False).timestamp)
                 summary = coordinator.summarise(result)
                 batches[coordinator.assignment].results.append(summary)
                 if on_result:
                     on_result(summary)
-            if todo and client is not None:
-                _wait_for_daemon(60)
     except KeyboardInterrupt:
         if client is not None:
             for job in in_flight.values():

@@ -1,6 +1,6 @@
 """Where grading tasks run: a pool of long-lived local processes, or a Dask cluster.
 
-Both give the coordinator the same three operations (submit, as_completed, close), so the
+Both give the coordinator the same operations (admits, submit, finished, close), so the
 coordinator does not care whether a worker is a child process or a node with its own daemon.
 """
 
@@ -9,11 +9,13 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Iterable
 
+from .core_load import CoreLoad
 from .errors import GradingError
 from .tasks import GradingTask
-from .worker import grade_task, warm_up
+from .worker import HEAVY_MODULES, grade_task, warm_up
 
 
 def default_workers() -> int:
@@ -25,32 +27,108 @@ def default_workers() -> int:
     4 and 44.9 s on 5 (docs/scaling.md). Past that they only share the same CPU, and stretch
     every cell towards its time limit.
     """
+    return max(1, min(2 * _cores(), int(_memory_gib())))
+
+
+def default_extra_workers() -> int:
+    """Workers beyond the steady ones, started only while the cores idle: one per core.
+
+    With the steady workers all busy, a hanging submission or a slow kernel start leaves the
+    cores idle; an extra submission fills them. Started only on measured idleness, they do not
+    stretch the cells of CPU-bound notebooks the way more steady workers would.
+    """
+    return max(0, min(_cores(), int(_memory_gib()) - default_workers()))
+
+
+def _cores() -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return cores or 1
+
+
+def _memory_gib() -> float:
     try:
-        memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError):
-        memory_gib = 4
-    return max(1, min(2 * (cores or 1), int(memory_gib // 1)))
+        return 4
+
+
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """Workers forked from a server that imported the grading machinery once for all of them.
+
+    Each spawned worker imported it on its own (~1 CPU-second each, all at the start of a run,
+    when the coordinator prepares too); a fork server imports it once and forks workers from
+    that clean, single-threaded process. Spawn where there is no fork server (not POSIX).
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(HEAVY_MODULES))
+    return context
+
+
+def local_pool(workers: int | None = None) -> LocalPool:
+    """``workers`` fixed, or by default the steady workers plus the extra ones."""
+    if workers:
+        return LocalPool(workers)
+    return LocalPool(default_workers(), default_extra_workers())
+
+
+#: Below this busy share of the cores, an extra submission may start. Measured here with the
+#: steady workers busy: CPU-bound notebooks (images) keep 0.93-0.95 of 2 cores busy, notebooks
+#: that wait on containers and kernels 0.75-0.80, and hanging ones far less.
+IDLE_BELOW = 0.9
+#: Seconds over which the load is read, so at most one extra start per this many seconds: the
+#: last one's kernel must show up in the load before the next is decided.
+LOAD_WINDOW = 2.0
+
+
+class Admission:
+    """Whether one more submission may start: always below ``steady``, and up to ``extra`` more
+    while the cores idle."""
+
+    def __init__(self, steady: int, extra: int, load: CoreLoad | None) -> None:
+        self.steady, self.ceiling, self.load = steady, steady + extra, load
+        self._read_at = time.monotonic()
+
+    def allows(self, running: int) -> bool:
+        if running < self.steady:
+            return True
+        if running >= self.ceiling or self.load is None:
+            return False
+        if time.monotonic() - self._read_at < LOAD_WINDOW:
+            return False
+        self._read_at = time.monotonic()
+        return self.load.busy_share() < IDLE_BELOW
 
 
 class LocalPool:
-    """Long-lived worker processes on this machine, all using this machine's daemon."""
+    """Long-lived worker processes on this machine, all using this machine's daemon.
 
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
+    ``workers`` submissions run at all times; up to ``extra`` more while the cores idle.
+    """
+
+    def __init__(self, workers: int, extra: int = 0) -> None:
+        self.workers = workers + extra
+        self._admission = Admission(workers, extra, CoreLoad() if extra else None)
         self._executor = concurrent.futures.ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=warm_up)
-        # The executor spawns a process per submit while none is idle: start them all now, so
-        # their imports overlap with the coordinator's preparation instead of following it.
-        for _ in range(workers):
+            max_workers=self.workers, mp_context=_worker_context(), initializer=warm_up,
+            initargs=(os.getpid(),))
+        # The executor starts a process per submit while none is idle: start them all now, so
+        # they are ready by the time the coordinator has prepared the assignments.
+        for _ in range(self.workers):
             self._executor.submit(int)
+
+    def admits(self, running: int) -> bool:
+        """Whether one more submission may start while ``running`` are graded."""
+        return self._admission.allows(running)
 
     def submit(self, task: GradingTask):
         return self._executor.submit(grade_task, task)
 
-    def as_completed(self, futures: Iterable) -> Iterator:
-        return concurrent.futures.as_completed(list(futures))
+    def finished(self, futures: Iterable, timeout: float) -> set:
+        """The futures done within ``timeout`` seconds (as soon as one is)."""
+        return concurrent.futures.wait(list(futures), timeout=timeout,
+                                       return_when=concurrent.futures.FIRST_COMPLETED).done
 
     def close(self, cancel: bool = False) -> None:
         if cancel:
@@ -75,13 +153,20 @@ class DaskPool:
                                remedy="Check the address and that the scheduler runs.") from None
         self.workers = len(self._client.scheduler_info().get("workers", {}))
 
+    def admits(self, running: int) -> bool:
+        """Always: the scheduler queues tasks, and each node paces its own workers."""
+        return True
+
     def submit(self, task: GradingTask):
         return self._client.submit(grade_task, task, pure=False)
 
-    def as_completed(self, futures: Iterable) -> Iterator:
-        from distributed import as_completed
+    def finished(self, futures: Iterable, timeout: float) -> set:
+        from distributed import wait
 
-        return iter(as_completed(list(futures)))
+        try:
+            return set(wait(list(futures), timeout=timeout, return_when="FIRST_COMPLETED").done)
+        except TimeoutError:
+            return set()
 
     def close(self, cancel: bool = False) -> None:
         self._client.close()

@@ -119,7 +119,8 @@ def _remove_objects(
     for name in volumes:
         _remove(lambda v=name: api.remove_volume(v, force=True), name, removed.volumes,
                 removed.failures)
-    _remove_images(client, images - course_image_ids(client), removed)
+    if images:
+        _remove_images(client, images - course_image_ids(client), removed)
     return removed
 
 
@@ -162,22 +163,22 @@ def remove_namespace(
 
     With ``match_names`` also containers, volumes and networks whose name contains it: safe only
     for grading namespaces, which are fixed-length hashes that cannot occur inside another name.
+    One listing per kind serves both nets: every submission is swept three times, so the calls
+    add up on a daemon that many workers share.
     """
     api = client.api
-    label = {"label": f"{label}={namespace}"}
-    containers = {c["Id"] for c in api.containers(all=True, filters=label)}
-    networks = {n["Id"] for n in api.networks(filters=label)}
-    volumes = {v["Name"] for v in api.volumes(filters=label).get("Volumes") or []}
-    images = {i["Id"] for i in api.images(all=True, filters=label)}
-    tags: set[str] = set()
-    if match_names:
-        containers |= {
-            c["Id"] for c in api.containers(all=True)
-            if any(namespace in name for name in c.get("Names") or [])
-        }
-        networks |= {n["Id"] for n in api.networks() if namespace in n["Name"]}
-        volumes |= {v["Name"] for v in api.volumes().get("Volumes") or [] if namespace in v["Name"]}
-        tags = {tag for i in api.images() for tag in i.get("RepoTags") or [] if namespace in tag}
+
+    def owned(obj: dict, *names: str) -> bool:
+        return (obj.get("Labels") or {}).get(label) == namespace or (
+            match_names and any(namespace in name for name in names))
+
+    containers = {c["Id"] for c in api.containers(all=True) if owned(c, *c.get("Names") or [])}
+    networks = {n["Id"] for n in api.networks() if owned(n, n["Name"])}
+    volumes = {v["Name"] for v in api.volumes().get("Volumes") or [] if owned(v, v["Name"])}
+    listed = api.images(all=True)
+    images = {i["Id"] for i in listed if owned(i)}
+    tags = {tag for i in listed for tag in i.get("RepoTags") or []
+            if match_names and namespace in tag}
     removed = _remove_objects(client, containers, networks, volumes, images)
     # By name, not by id: two submissions that build alike share one image (the build cache
     # gives the same id), and removing it by id would take the other submission's name too.

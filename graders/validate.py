@@ -21,7 +21,7 @@ from nbgrader.api import Gradebook
 from . import manifest
 from .grading import GradingOptions, grade_assignments
 from .nbgrader_env import sqlite_url
-from .pool import LocalPool, default_workers
+from .pool import local_pool
 from .release import generate_release, source_assignments, stale_files
 from .samples import SampleMaker
 
@@ -221,7 +221,7 @@ def validate(root: Path, assignments: list[str] | None = None, grading: bool = T
     problems += [Problem("generated", "", f"{path}: stale, run `course release`")
                  for path in stale_files(root)]
     if grading:
-        pool = LocalPool(default_workers())
+        pool = local_pool()
         try:
             with tempfile.TemporaryDirectory(prefix="course-validate-") as workdir:
                 for assignment in assignments:

@@ -10,13 +10,17 @@ coordinator records them.
 from __future__ import annotations
 
 import atexit
+import importlib
 import json
+import os
 import re
+import select
 import shutil
 import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -52,19 +56,50 @@ _prepared: dict[str, Path] = {}
 _workdir: Path | None = None
 
 
-def warm_up() -> None:
-    """Import the heavy machinery once when a worker process starts, and die with the parent.
+#: What a worker imports before its first task (a fork server imports them once for all).
+HEAVY_MODULES = ("graders.worker", "nbclient", "papermill.parameterize", "jupyter_client.manager")
+
+
+def warm_up(coordinator: int | None = None) -> None:
+    """Import the heavy machinery once when a worker process starts, and die with the coordinator.
 
     A coordinator killed outright must not leave workers grading for nobody: the next run
     regrades their submissions, first sweeping whatever their namespaces left behind.
     """
-    import nbclient  # noqa: F401
-    import papermill.parameterize  # noqa: F401
+    for module in HEAVY_MODULES:
+        importlib.import_module(module)
     from sqlalchemy.exc import SAWarning
 
     # nbgrader's gradebook code trips SQLAlchemy 2 autoflush warnings that mean nothing here.
     warnings.filterwarnings("ignore", category=SAWarning)
+    if coordinator is not None:
+        _die_with(coordinator)
 
+
+def _die_with(pid: int) -> None:
+    """Kill this worker when process ``pid`` ends, however it ends.
+
+    The worker's parent is the pool's fork server, which itself lives as long as any worker
+    does, so the parent-death signal alone would keep both alive: a pidfd reports the
+    coordinator's end directly. Without pidfds (old kernels), the parent-death signal is set.
+    """
+    try:
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:
+        os.kill(os.getpid(), signal.SIGKILL)
+        return
+    except (AttributeError, OSError):
+        _die_with_parent()
+        return
+
+    def watch() -> None:
+        select.select([handle], [], [])
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="coordinator-watch", daemon=True).start()
+
+
+def _die_with_parent() -> None:
     if sys.platform.startswith("linux"):
         import ctypes
 

@@ -259,6 +259,43 @@ def test_defaults_fill_unset_limits_and_the_container_cap_holds(learner, client)
     learner.containers.create(BUSYBOX_IMAGE, ["true"], name=f"{OWN}-c2")
     with refused("container-cap"):
         learner.containers.create(BUSYBOX_IMAGE, ["true"], name=f"{OWN}-c3")
+    first.remove()  # the cap counts the containers there are, not the ones ever created
+    learner.containers.create(BUSYBOX_IMAGE, ["true"], name=f"{OWN}-c3")
+    with refused("container-cap"):
+        learner.containers.create(BUSYBOX_IMAGE, ["true"], name=f"{OWN}-c4")
+
+
+def test_someone_elses_exec_is_refused(learner, client):
+    """An exec id the submission did not create is looked up, and refused if it is not its own."""
+    other = client.containers.run(BUSYBOX_IMAGE, ["sleep", "60"], detach=True,
+                                  name=f"{OTHER}-exec", labels={GATEKEEPER_LABEL: OTHER})
+    try:
+        exec_id = client.api.exec_create(other.id, ["true"])["Id"]
+        with refused("ownership"):
+            learner.api.exec_start(exec_id)
+        with refused("ownership"):
+            learner.api.exec_inspect(exec_id)
+    finally:
+        other.remove(force=True)
+
+
+def test_a_containers_everyday_life_costs_the_daemon_no_extra_lookups(learner, gatekeeper):
+    """What the submission creates is remembered: its calls are checked without asking the daemon.
+
+    Every lookup is a daemon call on top of the submission's own, on a daemon that many
+    submissions share; only the first use of a course image's name is looked up.
+    """
+    lookups = []
+    gatekeeper.policy.api.hooks["response"].append(
+        lambda response, *args, **kwargs: lookups.append(response.request.path_url))
+    learner.containers.run(BUSYBOX_IMAGE, ["true"], remove=True)
+    assert len(lookups) == 1, lookups  # the course image's name
+    lookups.clear()
+    web = learner.containers.run(BUSYBOX_IMAGE, ["sleep", "60"], detach=True, name=f"{OWN}-web")
+    assert web.exec_run(["echo", "hi"]).output == b"hi\n"
+    learner.containers.get(f"{OWN}-web").reload()
+    web.remove(force=True)
+    assert lookups == []
 
 
 def test_closing_removes_everything_the_submission_owns(tmp_path, client, no_leftovers):

@@ -126,6 +126,9 @@ class Policy:
         self.references: set[str] = set()
         self.image_ids: set[str] = set()
         self._own_container_ids: set[str] = set()
+        self._own_exec_ids: set[str] = set()
+        self._base_references: set[str] = set()
+        self._created = 0
         self._lock = threading.Lock()
         self.base_ids = course_image_ids(client)
         self.routes: list[tuple[set[str], re.Pattern, Callable, bool]] = [
@@ -217,6 +220,33 @@ class Policy:
             raise Refused("ownership", f"container {ident!r} belongs to someone else")
         return False
 
+    def _remember(self, ids: set[str]) -> Callable[[Response], Response]:
+        """Note the id a create answers with: later calls on it need no ownership lookup."""
+        def transform(response: Response) -> Response:
+            if response.status == 201 and response.body.strip():
+                with self._lock:
+                    ids.add(json.loads(response.body)["Id"])
+            return response
+        return transform
+
+    def _own_in_answer(self, ident: str) -> Callable[[Response], Response]:
+        """Check an inspected container's ownership in the daemon's answer itself.
+
+        The same rule as ``own_container`` without asking the daemon twice: a container the
+        exercises look up by name is inspected once, and refused if it is someone else's.
+        """
+        def transform(response: Response) -> Response:
+            if response.status != 200 or not response.body.strip():
+                return response
+            found = json.loads(response.body)
+            if not self._labelled((found.get("Config") or {}).get("Labels")):
+                raise Refused("ownership", f"container {ident!r} belongs to someone else")
+            with self._lock:
+                self._own_container_ids.add(found["Id"])
+            response.body = json.dumps(_without_own_label(found)).encode()
+            return response
+        return transform
+
     def _image(self, ident: str) -> dict | None:
         return self._inspect(self.api.inspect_image, ident)
 
@@ -228,8 +258,19 @@ class Policy:
                 or bool(tracked) or built)
 
     def readable_image(self, ident: str) -> None:
+        """Refuse reading someone else's image; course images, and the own, are readable.
+
+        A name found to be a course image's is not looked up again: no submission can move a
+        course image's name (``free_reference``), and a load that does is undone at once.
+        """
+        with self._lock:
+            if ident in self._base_references:
+                return
         image = self._image(ident)
-        if image is not None and image["Id"] not in self.base_ids and not self._own_image(image):
+        if image is not None and image["Id"] in self.base_ids:
+            with self._lock:
+                self._base_references.add(ident)
+        elif image is not None and not self._own_image(image):
             raise Refused("ownership", f"image {ident!r} belongs to someone else")
 
     def free_reference(self, reference: str) -> str:
@@ -295,13 +336,27 @@ class Policy:
             self.own_container(link.split(":")[0].lstrip("/"))
         if spec.get("Image"):
             self.readable_image(spec["Image"])
+        self._check_container_cap()
+        spec["Labels"] = {**(spec.get("Labels") or {}), GATEKEEPER_LABEL: self.namespace}
+        spec["HostConfig"] = apply_limits(host, self.limits)
+        return Forward(request, json.dumps(spec).encode(),
+                       transform=self._remember(self._own_container_ids))
+
+    def _check_container_cap(self) -> None:
+        """Refuse a container past the cap; counted on the daemon only once it could be reached.
+
+        Only this gatekeeper's creates carry the submission's label, so while fewer were asked
+        for than the cap allows, the count cannot be at the cap.
+        """
+        with self._lock:
+            self._created += 1
+            could_reach = self._created > self.limits.max_containers
+        if not could_reach:
+            return
         count = len(self.api.containers(all=True, filters={"label": self.label}))
         if count >= self.limits.max_containers:
             raise Refused("container-cap", f"this submission already has {count} containers, "
                                            f"the maximum is {self.limits.max_containers}")
-        spec["Labels"] = {**(spec.get("Labels") or {}), GATEKEEPER_LABEL: self.namespace}
-        spec["HostConfig"] = apply_limits(host, self.limits)
-        return Forward(request, json.dumps(spec).encode())
 
     def _check_bind(self, source: str) -> None:
         """A bind source in the scratch folder, or inside one of the submission's own volumes."""
@@ -357,14 +412,20 @@ class Policy:
         self.own_container(ident)
         if json.loads(body or b"{}").get("Privileged"):
             raise Refused("no-privileged", "privileged exec is not allowed")
-        return Forward(request, body)
+        return Forward(request, body, transform=self._remember(self._own_exec_ids))
 
-    def container_call(self, request: Request, ident: str, *_) -> Forward:
+    def container_call(self, request: Request, ident: str, action: str | None = None) -> Forward:
+        with self._lock:
+            known = ident in self._own_container_ids
+        if request.method == "GET" and action == "/json" and not known:
+            return Forward(request, transform=self._own_in_answer(ident))
         self.own_container(ident)
         return Forward(request, transform=_inspected(request))
 
     def exec_call(self, request: Request, ident: str, *_) -> Forward:
-        found = self._inspect(self.api.exec_inspect, ident)
+        with self._lock:
+            known = ident in self._own_exec_ids
+        found = None if known else self._inspect(self.api.exec_inspect, ident)
         if found is not None:
             self.own_container(found["ContainerID"])
         return Forward(request)

@@ -205,9 +205,7 @@ class Gatekeeper:
             else:
                 decision = await asyncio.to_thread(handler, request, *names)
         except Refused as refusal:
-            self.refusals.append(str(refusal))
-            writer.write(stream_error(str(refusal)).encode() if refusal.in_stream else
-                         json_response(refusal.status, {"message": str(refusal)}).encode())
+            writer.write(self._refusal(refusal))
             await writer.drain()
             return
         except (BadRequest, ValueError) as error:
@@ -223,6 +221,12 @@ class Gatekeeper:
             await writer.drain()
             return
         await self._forward(decision, reader, writer)
+
+    def _refusal(self, refusal: Refused) -> bytes:
+        """The answer to a refused request, noted for the submission's outcome."""
+        self.refusals.append(str(refusal))
+        return (stream_error(str(refusal)) if refusal.in_stream else
+                json_response(refusal.status, {"message": str(refusal)})).encode()
 
     async def _forward(self, decision: Forward, reader: asyncio.StreamReader,
                        writer: asyncio.StreamWriter) -> None:
@@ -241,8 +245,11 @@ class Gatekeeper:
                 if decision.transform is None:
                     await _pipe(up_reader, writer, half_close=False, observe=decision.observe)
                 else:
-                    response = decision.transform(await read_response(up_reader))
-                    writer.write(response.encode())
+                    try:
+                        answer = decision.transform(await read_response(up_reader)).encode()
+                    except Refused as refusal:  # a check made on the daemon's answer
+                        answer = self._refusal(refusal)
+                    writer.write(answer)
                     await writer.drain()
             finally:
                 upload.cancel()
