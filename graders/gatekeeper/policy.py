@@ -3,7 +3,8 @@
 Deny by default: an endpoint not in ``ROUTES`` is refused with its name. Allowed endpoints
 stamp the submission's label on what they create, see only the submission's own objects (and
 the course's base images, read-only), and refuse host-level powers with a message naming the
-rule. Ownership is read from the daemon at the time of each request.
+rule. Ownership is read from the daemon at the time of each request, except for the
+containers and execs the submission created or was shown as its own (ids are never reused).
 """
 
 from __future__ import annotations
