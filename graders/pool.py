@@ -57,13 +57,23 @@ def _worker_context() -> multiprocessing.context.BaseContext:
 
     Each spawned worker imported it on its own (~1 CPU-second each, all at the start of a run,
     when the coordinator prepares too); a fork server imports it once and forks workers from
-    that clean, single-threaded process. Spawn where there is no fork server (not POSIX).
+    that clean, single-threaded process. Its workers watch the coordinator through a pidfd
+    (see ``worker.warm_up``); where there is none (not Linux 5.3+), they are spawned as
+    children of the coordinator, which the parent-death signal covers.
     """
-    if "forkserver" not in multiprocessing.get_all_start_methods():
+    if "forkserver" not in multiprocessing.get_all_start_methods() or not _pidfds():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(list(HEAVY_MODULES))
     return context
+
+
+def _pidfds() -> bool:
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return False
+    return True
 
 
 def local_pool(workers: int | None = None) -> LocalPool:

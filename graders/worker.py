@@ -81,7 +81,8 @@ def _die_with(pid: int) -> None:
 
     The worker's parent is the pool's fork server, which itself lives as long as any worker
     does, so the parent-death signal alone would keep both alive: a pidfd reports the
-    coordinator's end directly. Without pidfds (old kernels), the parent-death signal is set.
+    coordinator's end directly. Without pidfds the pool spawns workers as the coordinator's
+    own children, and the parent-death signal does it.
     """
     try:
         handle = os.pidfd_open(pid)

@@ -74,3 +74,13 @@ def test_one_extra_start_per_load_window_and_never_past_the_ceiling(clock):
     clock[0] += pool.LOAD_WINDOW
     assert not admission.allows(4)
     assert load.readings == 2
+
+
+def test_workers_fork_from_a_server_only_where_they_can_watch_the_coordinator(monkeypatch):
+    """Fork-server workers outlive a killed coordinator unless a pidfd tells them it ended."""
+    assert pool._worker_context().get_start_method() == "forkserver"
+
+    def no_pidfds(pid):
+        raise OSError("pidfd_open: function not implemented")
+    monkeypatch.setattr(pool.os, "pidfd_open", no_pidfds)
+    assert pool._worker_context().get_start_method() == "spawn"
