@@ -214,7 +214,7 @@ def grade_assignments(
     options = options or GradingOptions()
     started = time.monotonic()
     own_pool = pool is None
-    if own_pool:  # workers start (spawn, imports) while the coordinator prepares
+    if own_pool:  # workers start while the coordinator prepares
         pool = DaskPool(options.scheduler) if options.scheduler else local_pool(options.workers)
     try:
         coordinators = [Coordinator(root, assignment, options) for assignment in assignments]
@@ -294,7 +294,7 @@ def _pending(coordinator: Coordinator, batch: BatchResult, on_result) -> list[_J
 def _run(pool, bundles: dict[str, AssignmentBundle], jobs: list[_Job],
          batches: dict[str, BatchResult], on_result, exclusive_tasks: bool, client) -> None:
     """Start jobs as the pool admits them, record results as they come, retry infrastructure
-    errors (after the daemon answers again)."""
+    errors once the daemon answers again."""
     attempts = {job: 0 for job in jobs}
     waiting = collections.deque(jobs)
     in_flight: dict = {}
