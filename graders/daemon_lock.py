@@ -1,4 +1,4 @@
-"""An advisory lock that tells a grading run whether it has the Docker daemon to itself."""
+"""Advisory locks, one set per Docker daemon, that the grading processes of this host share."""
 
 from __future__ import annotations
 
@@ -6,15 +6,23 @@ import fcntl
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
+
+#: How long a build-cache lock is waited for before the work goes ahead without it (seconds):
+#: a stuck holder slows others down but never stops them.
+BUILD_CACHE_WAIT = 60.0
+POLL_EVERY = 0.05
 
 
-def _lock_path() -> Path:
+def _lock_path(purpose: str) -> Path:
     daemon = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     digest = hashlib.sha256(daemon.encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"docker-course-grading-{digest}.lock"
+    suffix = "" if purpose == "grading" else f"-{purpose}"
+    return Path(tempfile.gettempdir()) / f"docker-course-grading-{digest}{suffix}.lock"
 
 
 @contextmanager
@@ -24,7 +32,7 @@ def exclusive_grading() -> Iterator[bool]:
     Only a run that holds the claim may sweep unlabelled objects by comparing snapshots; a
     second concurrent run gets False and sweeps by label and name alone.
     """
-    handle = open(_lock_path(), "a")
+    handle = open(_lock_path("grading"), "a")
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -37,3 +45,55 @@ def exclusive_grading() -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_UN)
     finally:
         handle.close()
+
+
+def _acquire(purpose: str, mode: int, deadline: float) -> IO | None:
+    """An open lock file holding ``mode``, or None once ``deadline`` has passed."""
+    handle = open(_lock_path(purpose), "a")
+    while True:
+        try:
+            fcntl.flock(handle, mode | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                handle.close()
+                return None
+            time.sleep(POLL_EVERY)
+
+
+def _release(handle: IO | None) -> None:
+    if handle is not None:
+        handle.close()  # closing the file drops its lock
+
+
+@contextmanager
+def building() -> Iterator[None]:
+    """Held by every image build for as long as it runs.
+
+    Builds share the daemon's build cache: a build that finds a step cached goes on from that
+    step's image a moment later. Removing an image deletes the untagged step images under it, so
+    a removal in that moment takes the cached step from under the other build, which then fails
+    ("failed to get digest", "No such image"). Builds hold this lock shared; ``removing_images``
+    holds it alone. A removal that waits keeps new builds from starting, so it cannot starve.
+    """
+    deadline = time.monotonic() + BUILD_CACHE_WAIT
+    gate = _acquire("build-gate", fcntl.LOCK_SH, deadline)
+    cache = _acquire("build-cache", fcntl.LOCK_SH, deadline)
+    _release(gate)
+    try:
+        yield
+    finally:
+        _release(cache)
+
+
+@contextmanager
+def removing_images() -> Iterator[None]:
+    """Held while images are removed, with no build running on the daemon (see ``building``)."""
+    deadline = time.monotonic() + BUILD_CACHE_WAIT
+    gate = _acquire("build-gate", fcntl.LOCK_EX, deadline)
+    cache = _acquire("build-cache", fcntl.LOCK_EX, deadline)
+    _release(gate)
+    try:
+        yield
+    finally:
+        _release(cache)

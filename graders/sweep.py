@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import docker
 from docker.errors import APIError, ImageNotFound, NotFound
 
+from .daemon_lock import removing_images
 from .settings import COURSE_IMAGES, NAMESPACE_LABEL, PROVISIONED_LABEL
 
 
@@ -133,6 +134,11 @@ def _remove_images(client: docker.DockerClient, images: set[str], removed: Remov
     api = client.api
     created = {i["Id"]: i.get("Created", 0) for i in api.images(all=True)}
     pending = sorted(images, key=lambda i: created.get(i, 0), reverse=True)
+    with removing_images():
+        _remove_images_in_passes(api, pending, removed)
+
+
+def _remove_images_in_passes(api, pending: list[str], removed: Removed) -> None:
     for _ in range(3):
         failures: list[str] = []
         for iid in pending:
@@ -183,9 +189,10 @@ def remove_namespace(
     # By name, not by id: two submissions that build alike share one image (the build cache
     # gives the same id), and removing it by id would take the other submission's name too.
     # A name the image shares is only untagged; the image goes with its last name.
-    for tag in sorted(tags):
-        _remove(lambda t=tag: api.remove_image(t, force=True), tag, removed.images,
-                removed.failures)
+    with removing_images() if tags else nullcontext():
+        for tag in sorted(tags):
+            _remove(lambda t=tag: api.remove_image(t, force=True), tag, removed.images,
+                    removed.failures)
     return removed
 
 

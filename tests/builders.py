@@ -109,6 +109,17 @@ def read_autograded(root: Path, student: str, assignment: str = MINI) -> nbforma
     return nbformat.read(str(path), as_version=4)
 
 
+def cell_errors(root: Path, student: str, assignment: str = MINI) -> dict[str, str]:
+    """The error each cell of an autograded notebook ended with, by cell id: what an assertion
+    shows so that a score below the maximum says which check failed and why."""
+    errors = {}
+    for cell in read_autograded(root, student, assignment).cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                errors[cell.get("id")] = f"{output.ename}: {output.evalue}"[-400:]
+    return errors
+
+
 SANDBOX = "sandbox"
 
 

@@ -405,6 +405,37 @@ def test_prunes_of_two_submissions_at_once_both_succeed(tmp_path, no_leftovers):
             gate.close()
 
 
+def test_removing_an_image_never_breaks_another_submissions_build(tmp_path, no_leftovers):
+    """Alike builds share cached step images; removing an image deletes the untagged steps
+    under it. Without the build-cache lock a removal lands between another build's cache hit
+    and its next step, and that build fails ("failed to get digest ... no such file")."""
+    import concurrent.futures
+
+    namespaces = (OWN, "gatekeeper02", "gatekeeper03")
+    gates = [Gatekeeper(namespace, tmp_path) for namespace in namespaces]
+
+    def build_and_remove(gate):
+        learner = docker.DockerClient(base_url=gate.docker_host, version="auto")
+        dockerfile = f'FROM {BUSYBOX_IMAGE}\nEXPOSE 8080\nCMD ["sleep", "1"]\n'.encode()
+        try:
+            for _ in range(15):  # unlocked, about one build in twenty failed here
+                learner.images.build(fileobj=io.BytesIO(dockerfile), tag=f"{gate.namespace}-web:1",
+                                     labels={"owner": gate.namespace}, rm=True)
+                learner.images.remove(f"{gate.namespace}-web:1", force=True)
+        finally:
+            learner.close()
+
+    try:
+        for gate in gates:
+            gate.start()
+        with concurrent.futures.ThreadPoolExecutor(len(gates)) as pool:
+            for done in [pool.submit(build_and_remove, gate) for gate in gates]:
+                done.result()
+    finally:
+        for gate in gates:
+            gate.close()
+
+
 def test_a_build_gives_back_no_name_another_submission_moved_meanwhile(tmp_path, client,
                                                                          no_leftovers):
     """While one submission builds, another retags its own image: that name is not restored."""

@@ -14,6 +14,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 import docker
 from docker.errors import APIError, NotFound
 
+from ..daemon_lock import building, removing_images
 from ..settings import GATEKEEPER_LABEL
 from ..sweep import course_image_ids
 from .http import Request, Response, json_response
@@ -56,6 +58,8 @@ class Forward:
     transform: Callable[[Response], Response] | None = None
     after: Callable[[], None] | None = None
     observe: Callable[[bytes], None] | None = None
+    #: A lock held from sending the request until its answer has been passed on.
+    hold: Callable[[], AbstractContextManager] | None = None
 
 
 @dataclass
@@ -491,7 +495,7 @@ class Policy:
             tracked = name in self.references
         if not tracked:
             self._writable_image(self._image(ident), f"image {ident!r}")
-        return Forward(request)
+        return Forward(request, hold=removing_images)
 
     def build(self, request: Request, *_) -> Forward:
         if request.param("networkmode") == "host":
@@ -509,7 +513,7 @@ class Policy:
             query.append(("memory", str(self.limits.memory)))
         tags = set(request.params("t"))
         return Forward(request.with_query(query), after=self._guard_references(lambda: tags),
-                       observe=self._note_built_images())
+                       observe=self._note_built_images(), hold=building)
 
     def _note_built_images(self) -> Callable[[bytes], None]:
         """Claim every image id the build prints: its steps' images and the final one."""
@@ -663,15 +667,16 @@ class Policy:
         used = {container["ImageID"] for container in self.api.containers(all=True)}
         deleted, space = [], 0
         images = self.api.images(filters={"dangling": True} if dangling else None)
-        for image in sorted(images, key=lambda i: i.get("Created", 0), reverse=True):
-            if image["Id"] in used or image["Id"] in self.base_ids or not choose(image) \
-                    or not self._listed_image_is_own(image):
-                continue
-            try:
-                deleted += self.api.remove_image(image["Id"], force=not dangling)
-                space += image.get("Size", 0)
-            except APIError:
-                continue  # a child image or a container still needs it
+        chosen = [image for image in sorted(images, key=lambda i: i.get("Created", 0), reverse=True)
+                  if image["Id"] not in used and image["Id"] not in self.base_ids
+                  and choose(image) and self._listed_image_is_own(image)]
+        with removing_images() if chosen else nullcontext():
+            for image in chosen:
+                try:
+                    deleted += self.api.remove_image(image["Id"], force=not dangling)
+                    space += image.get("Size", 0)
+                except APIError:
+                    continue  # a child image or a container still needs it
         return Answer(json_response(200, {"ImagesDeleted": deleted or None,
                                           "SpaceReclaimed": space}))
 

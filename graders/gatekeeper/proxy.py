@@ -13,12 +13,14 @@ import os
 import shutil
 import tempfile
 import threading
+from contextlib import nullcontext
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import docker
 from docker.errors import APIError, NotFound
 
+from ..daemon_lock import removing_images
 from ..errors import DaemonUnavailable
 from ..settings import GATEKEEPER_LABEL
 from ..sweep import Removed, remove_namespace
@@ -153,6 +155,11 @@ class Gatekeeper:
         Removing a name only untags when the image has others (a course image it aliased).
         """
         removed = remove_namespace(self._client, self.namespace, label=GATEKEEPER_LABEL)
+        with removing_images():
+            self._remove_own_images(removed)
+        return removed
+
+    def _remove_own_images(self, removed: Removed) -> None:
         for reference in sorted(self.policy.references):
             try:
                 self._client.api.remove_image(reference)
@@ -172,7 +179,6 @@ class Gatekeeper:
                 removed.images.append(short_id)
             except (NotFound, APIError):
                 pass
-        return removed
 
     async def _open_upstream(self):
         parts = urlsplit(self.upstream)
@@ -236,6 +242,15 @@ class Gatekeeper:
         if decision.body is not None:
             request = request.with_header("Transfer-Encoding", None).with_header(
                 "Content-Length", str(len(decision.body)))
+        hold = decision.hold() if decision.hold is not None else nullcontext()
+        await asyncio.to_thread(hold.__enter__)
+        try:
+            await self._exchange_upstream(decision, request, reader, writer)
+        finally:
+            hold.__exit__(None, None, None)
+
+    async def _exchange_upstream(self, decision: Forward, request, reader: asyncio.StreamReader,
+                                 writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await self._open_upstream()
         try:
             up_writer.write(request.encode() + (decision.body or b""))

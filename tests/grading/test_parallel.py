@@ -69,7 +69,9 @@ def test_a_class_handing_in_the_same_notebook_is_graded_at_once_without_interfer
                                 GradingOptions(workers=4, feedback=False, cell_timeout=90))
     for batch in batches:
         assert [(r.status.value, r.score) for r in batch.results] == \
-            [("graded", batch.results[0].max_score)] * 3, batch.assignment
+            [("graded", batch.results[0].max_score)] * 3, \
+            (batch.assignment, {r.student: b.cell_errors(root, r.student, batch.assignment)
+                                for r in batch.results})
 
 
 def test_dask_local_cluster_grades_with_the_same_scores(tmp_path, no_leftovers):
