@@ -3,7 +3,8 @@ earns nothing, each grade cell tells them apart, re-running is safe, nothing is 
 
 Both editions of all notebooks are graded as one run on a pool of warm workers, then every
 solution runs twice in its own kernel, several at once: the notebooks mostly wait on the daemon,
-so one at a time would leave the machine idle. The notebooks in ALONE run on their own.
+so one at a time would leave the machine idle. The two passes of the notebooks in ALONE run on
+their own.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from graders.validate import grade_all_editions
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ASSIGNMENTS = source_assignments(ROOT)
-#: Notebooks that prune images, which reaches past their namespace: run beside the others,
-#: an image a 15-layers build was using vanished while 09-cleanup ran.
+#: Notebooks that prune images. Their two passes run with no gatekeeper, so no build-cache lock
+#: (graders/daemon_lock.py): beside the others, an image a 15-layers build was using vanished
+#: while 09-cleanup ran. Graded, they run with the rest.
 ALONE = ["09-cleanup"]
 TOGETHER = [assignment for assignment in ASSIGNMENTS if assignment not in ALONE]
 #: Generous cell limit: several notebooks share a machine that others may be loading too.
@@ -41,9 +43,7 @@ def graded(client, tmp_path_factory):
     pool = LocalPool(default_workers())
     workdir = tmp_path_factory.mktemp("editions")
     try:
-        editions = grade_all_editions(ROOT, TOGETHER, workdir, OPTIONS, pool)
-        for assignment in ALONE:
-            editions |= grade_all_editions(ROOT, [assignment], workdir, OPTIONS, pool)
+        editions = grade_all_editions(ROOT, ASSIGNMENTS, workdir, OPTIONS, pool)
     finally:
         pool.close()
     return {"editions": editions, "leaked": _leaked(before, daemon_objects(client))}
