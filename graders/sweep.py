@@ -131,6 +131,8 @@ def _remove_images(client: docker.DockerClient, images: set[str], removed: Remov
     Newest first usually puts children before parents; further passes take what a child still
     held back (a parent and child built in the same second).
     """
+    if not images:
+        return
     api = client.api
     created = {i["Id"]: i.get("Created", 0) for i in api.images(all=True)}
     pending = sorted(images, key=lambda i: created.get(i, 0), reverse=True)

@@ -155,8 +155,9 @@ class Gatekeeper:
         Removing a name only untags when the image has others (a course image it aliased).
         """
         removed = remove_namespace(self._client, self.namespace, label=GATEKEEPER_LABEL)
-        with removing_images():
-            self._remove_own_images(removed)
+        if self.policy.references or self.policy.image_ids:
+            with removing_images():
+                self._remove_own_images(removed)
         return removed
 
     def _remove_own_images(self, removed: Removed) -> None:
