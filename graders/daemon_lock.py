@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import IO
 
 #: How long a build-cache lock is waited for before the work goes ahead without it (seconds):
-#: a stuck holder slows others down but never stops them.
-BUILD_CACHE_WAIT = 60.0
+#: builds hold it only between their steps, so waits are short; a stuck holder slows others
+#: down this much at most, and never stops them.
+BUILD_CACHE_WAIT = 10.0
 POLL_EVERY = 0.05
 
 
@@ -84,29 +85,48 @@ def _release(handle: IO | None) -> None:
         handle.close()  # closing the file drops its lock
 
 
-@contextmanager
-def building() -> Iterator[None]:
-    """Held by every image build for as long as it runs.
+class BuildHold:
+    """The build-cache lock one build holds shared: let go while a step's container exists.
 
     Builds share the daemon's build cache: a build that finds a step cached goes on from that
     step's image a moment later. Removing an image deletes the untagged step images under it, so
     a removal in that moment takes the cached step from under the other build, which then fails
-    ("failed to get digest", "No such image"). Builds hold this lock shared; ``removing_images``
-    holds it alone. A removal that waits keeps new builds from starting, so it cannot starve.
+    ("failed to get digest", "No such image"). Builds hold this lock shared and
+    ``removing_images`` holds it alone; a removal that waits keeps new builds from starting.
+
+    Every step runs in a container, which keeps the image it starts from from being deleted: a
+    build may ``pause`` while one exists, so that a long or hanging ``RUN`` step does not make
+    everyone's removals wait, and ``resume`` when it is gone. Resuming never waits: if a removal
+    holds the lock just then, the build goes on without it.
     """
-    deadline = time.monotonic() + BUILD_CACHE_WAIT
-    gate = _acquire("build-gate", fcntl.LOCK_SH, deadline)
-    cache = _acquire("build-cache", fcntl.LOCK_SH, deadline)
-    _release(gate)
-    try:
-        yield
-    finally:
-        _release(cache)
+
+    def __init__(self) -> None:
+        self._cache: IO | None = None
+
+    def __enter__(self) -> BuildHold:
+        self._take(time.monotonic() + BUILD_CACHE_WAIT)
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.pause()
+
+    def pause(self) -> None:
+        _release(self._cache)
+        self._cache = None
+
+    def resume(self) -> None:
+        if self._cache is None:
+            self._take(time.monotonic())
+
+    def _take(self, deadline: float) -> None:
+        gate = _acquire("build-gate", fcntl.LOCK_SH, deadline)
+        self._cache = _acquire("build-cache", fcntl.LOCK_SH, deadline)
+        _release(gate)
 
 
 @contextmanager
 def removing_images() -> Iterator[None]:
-    """Held while images are removed, with no build running on the daemon (see ``building``)."""
+    """Held while images are removed, with no build between its steps (see ``BuildHold``)."""
     deadline = time.monotonic() + BUILD_CACHE_WAIT
     gate = _acquire("build-gate", fcntl.LOCK_EX, deadline)
     cache = _acquire("build-cache", fcntl.LOCK_EX, deadline)

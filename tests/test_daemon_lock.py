@@ -1,4 +1,4 @@
-"""The build-cache lock: removals wait for running builds, and new builds wait for a removal."""
+"""The build-cache lock: removals wait for builds between their steps, new builds for a removal."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def _in_thread(lock, events: list[str], name: str, hold: float) -> threading.Thr
 
 def test_builds_run_together_and_a_removal_waits_for_them():
     events: list[str] = []
-    builds = [_in_thread(daemon_lock.building, events, f"build{n}", 0.4) for n in (1, 2)]
+    builds = [_in_thread(daemon_lock.BuildHold, events, f"build{n}", 0.4) for n in (1, 2)]
     time.sleep(0.1)
     removal = _in_thread(daemon_lock.removing_images, events, "removal", 0.1)
     for thread in [*builds, removal]:
@@ -41,11 +41,11 @@ def test_builds_run_together_and_a_removal_waits_for_them():
 
 def test_a_waiting_removal_keeps_new_builds_from_starting():
     events: list[str] = []
-    first = _in_thread(daemon_lock.building, events, "build1", 0.5)
+    first = _in_thread(daemon_lock.BuildHold, events, "build1", 0.5)
     time.sleep(0.1)
     removal = _in_thread(daemon_lock.removing_images, events, "removal", 0.3)
     time.sleep(0.1)
-    late = _in_thread(daemon_lock.building, events, "build2", 0.1)
+    late = _in_thread(daemon_lock.BuildHold, events, "build2", 0.1)
     for thread in (first, removal, late):
         thread.join()
     assert events == ["build1 in", "build1 out", "removal in", "removal out",
@@ -55,10 +55,30 @@ def test_a_waiting_removal_keeps_new_builds_from_starting():
 def test_a_lock_not_had_in_time_is_given_up(monkeypatch):
     monkeypatch.setattr(daemon_lock, "BUILD_CACHE_WAIT", 0.3)
     events: list[str] = []
-    stuck = _in_thread(daemon_lock.building, events, "stuck build", 1.5)
+    stuck = _in_thread(daemon_lock.BuildHold, events, "stuck build", 1.5)
     time.sleep(0.1)
     started = time.monotonic()
     with daemon_lock.removing_images():
         waited = time.monotonic() - started
     stuck.join()
     assert 0.2 <= waited < 1.2
+
+
+def test_a_build_paused_in_a_step_container_lets_removals_through():
+    events: list[str] = []
+    hold = daemon_lock.BuildHold()
+    with hold:
+        hold.pause()  # a long RUN step: its container keeps the cached image it started from
+        removal = _in_thread(daemon_lock.removing_images, events, "removal", 0.3)
+        time.sleep(0.1)
+        assert events == ["removal in"]
+        started = time.monotonic()
+        hold.resume()  # the step ends while the removal still runs: go on without waiting
+        assert time.monotonic() - started < 0.1
+        removal.join()
+        hold.resume()  # the next step, with the removal done: the lock is had again
+        late = _in_thread(daemon_lock.removing_images, events, "late removal", 0)
+        time.sleep(0.2)
+        assert "late removal in" not in events
+    late.join()
+    assert events[-2:] == ["late removal in", "late removal out"]

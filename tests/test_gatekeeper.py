@@ -436,6 +436,35 @@ def test_removing_an_image_never_breaks_another_submissions_build(tmp_path, no_l
             gate.close()
 
 
+def test_a_long_build_step_does_not_hold_up_another_submissions_removals(tmp_path,
+                                                                           no_leftovers):
+    """A build lets go of the build-cache lock while a step's container runs: a slow or hanging
+    RUN step of one submission must not make every other submission's removals wait."""
+    import concurrent.futures
+    import time
+
+    gates = [Gatekeeper(namespace, tmp_path) for namespace in (OWN, "gatekeeper02")]
+    try:
+        for gate in gates:
+            gate.start()
+        slow, quick = (docker.DockerClient(base_url=gate.docker_host, version="auto")
+                       for gate in gates)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            building = pool.submit(slow.images.build, fileobj=io.BytesIO(
+                f"FROM {BUSYBOX_IMAGE}\nRUN sleep 8\n".encode()), tag=f"{OWN}-slow:1", rm=True)
+            time.sleep(2)  # the slow build is in its RUN step
+            quick.images.build(fileobj=io.BytesIO(f"FROM {BUSYBOX_IMAGE}\nCMD [\"true\"]\n"
+                                                  .encode()), tag="gatekeeper02-quick:1", rm=True)
+            quick.images.remove("gatekeeper02-quick:1")
+            assert not building.done(), "the removal waited for the other build's RUN step"
+            building.result()
+        slow.close()
+        quick.close()
+    finally:
+        for gate in gates:
+            gate.close()
+
+
 def test_a_build_gives_back_no_name_another_submission_moved_meanwhile(tmp_path, client,
                                                                          no_leftovers):
     """While one submission builds, another retags its own image: that name is not restored."""

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import docker
 from docker.errors import APIError, NotFound
 
-from ..daemon_lock import building, removing_images
+from ..daemon_lock import BuildHold, removing_images
 from ..settings import GATEKEEPER_LABEL
 from ..sweep import course_image_ids
 from .http import Request, Response, json_response
@@ -47,6 +47,9 @@ PRUNE_ATTEMPTS = 20
 LOADED = re.compile(r"Loaded image(?: ID)?: ([^\s\"\\]+)")
 # Image ids in a build's output ("--->" arrives JSON-escaped): intermediate images carry no label.
 BUILT = re.compile(rb"(?:---(?:>|\\u003e) |Successfully built |\"stream\":\"sha256:)([0-9a-f]{12})")
+#: A build step's container appears ("---> Running in <id>") and goes ("Removing intermediate
+#: container <id>"), as the classic builder reports them.
+STEP_CONTAINER = re.compile(rb"(Running in|Removing intermediate container) [0-9a-f]{12}")
 
 
 @dataclass
@@ -512,21 +515,30 @@ class Policy:
         if not request.param("memory"):
             query.append(("memory", str(self.limits.memory)))
         tags = set(request.params("t"))
+        hold = BuildHold()
         return Forward(request.with_query(query), after=self._guard_references(lambda: tags),
-                       observe=self._note_built_images(), hold=building)
+                       observe=self._follow_build(hold), hold=lambda: hold)
 
-    def _note_built_images(self) -> Callable[[bytes], None]:
-        """Claim every image id the build prints: its steps' images and the final one."""
+    def _follow_build(self, hold: BuildHold) -> Callable[[bytes], None]:
+        """Read the build's output as it passes: claim every image id it prints (its steps'
+        images and the final one), and let go of the build-cache lock while a step's container
+        exists (``BuildHold``)."""
         tail = b""
 
         def observe(chunk: bytes) -> None:
             nonlocal tail
-            found = BUILT.findall(tail + chunk)
-            tail = (tail + chunk)[-64:]  # an id split across two chunks is found next time
+            seen = tail + chunk
+            tail = seen[-64:]  # an id or a marker split across two chunks is found next time
+            found = BUILT.findall(seen)
             base = {i.removeprefix("sha256:")[:12] for i in self.base_ids}
             with self._lock:  # the FROM step prints the course image's id: never claim it
                 self.image_ids.update(short.decode() for short in found
                                       if short.decode() not in base)
+            markers = STEP_CONTAINER.findall(seen)
+            if markers and markers[-1] == b"Running in":
+                hold.pause()
+            elif markers:
+                hold.resume()
         return observe
 
     def commit(self, request: Request, *_) -> Forward:
