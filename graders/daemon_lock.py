@@ -85,6 +85,15 @@ def _release(handle: IO | None) -> None:
         handle.close()  # closing the file drops its lock
 
 
+def _through_gate(mode: int, deadline: float) -> IO | None:
+    """The build-cache lock in ``mode``, taken through the gate: an exclusive taker waiting at
+    the gate keeps new shared takers out until it has had its turn."""
+    gate = _acquire("build-gate", mode, deadline)
+    cache = _acquire("build-cache", mode, deadline)
+    _release(gate)
+    return cache
+
+
 class BuildHold:
     """The build-cache lock one build holds shared: let go while a step's container exists.
 
@@ -119,18 +128,13 @@ class BuildHold:
             self._take(time.monotonic())
 
     def _take(self, deadline: float) -> None:
-        gate = _acquire("build-gate", fcntl.LOCK_SH, deadline)
-        self._cache = _acquire("build-cache", fcntl.LOCK_SH, deadline)
-        _release(gate)
+        self._cache = _through_gate(fcntl.LOCK_SH, deadline)
 
 
 @contextmanager
 def removing_images() -> Iterator[None]:
     """Held while images are removed, with no build between its steps (see ``BuildHold``)."""
-    deadline = time.monotonic() + BUILD_CACHE_WAIT
-    gate = _acquire("build-gate", fcntl.LOCK_EX, deadline)
-    cache = _acquire("build-cache", fcntl.LOCK_EX, deadline)
-    _release(gate)
+    cache = _through_gate(fcntl.LOCK_EX, time.monotonic() + BUILD_CACHE_WAIT)
     try:
         yield
     finally:

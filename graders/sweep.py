@@ -137,20 +137,16 @@ def _remove_images(client: docker.DockerClient, images: set[str], removed: Remov
     created = {i["Id"]: i.get("Created", 0) for i in api.images(all=True)}
     pending = sorted(images, key=lambda i: created.get(i, 0), reverse=True)
     with removing_images():
-        _remove_images_in_passes(api, pending, removed)
-
-
-def _remove_images_in_passes(api, pending: list[str], removed: Removed) -> None:
-    for _ in range(3):
-        failures: list[str] = []
-        for iid in pending:
-            _remove(lambda i=iid: api.remove_image(i, force=True), iid.removeprefix("sha256:")[:12],
-                    removed.images, failures)
-        left = {i for i in pending if i in {x["Id"] for x in api.images(all=True)}}
-        if not left or len(left) == len(pending):
-            removed.failures.extend(failures)
-            return
-        pending = [i for i in pending if i in left]
+        for _ in range(3):
+            failures: list[str] = []
+            for iid in pending:
+                _remove(lambda i=iid: api.remove_image(i, force=True),
+                        iid.removeprefix("sha256:")[:12], removed.images, failures)
+            left = {i for i in pending if i in {x["Id"] for x in api.images(all=True)}}
+            if not left or len(left) == len(pending):
+                removed.failures.extend(failures)
+                return
+            pending = [i for i in pending if i in left]
 
 
 def _remove_network(api, network_id: str) -> None:
