@@ -480,9 +480,10 @@ def test_a_build_gives_back_no_name_another_submission_moved_meanwhile(tmp_path,
                                       rm=True)[0]
 
         build("old app")
-        restore = gates[0].policy._guard_references(lambda: {f"{OWN}-mine:1"})  # a build starts
+        # A build starts:
+        restore = gates[0].policy.images.guard_references(lambda: {f"{OWN}-mine:1"})
         newer = build("new app")
-        restore()  # the build ends
+        restore(200)  # the build ends
         assert client.images.get("gatekeeper02-app:1").id == newer.id
         other.close()
     finally:

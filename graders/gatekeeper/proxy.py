@@ -1,9 +1,10 @@
 """The gatekeeper: a private Docker endpoint for one submission, in front of the real daemon.
 
-The submission's kernel gets ``DOCKER_HOST=unix://<socket>``; each request is read up to its
-head, judged by the ``Policy``, and then forwarded with its bytes piped both ways, so streamed
-bodies and hijacked attach/exec connections pass through. When the submission ends, closing
-the gatekeeper removes everything the submission owns.
+The submission's kernel gets ``DOCKER_HOST=unix://<socket>``. Every request on every
+connection is parsed (``wire``), decoded against its endpoint's schema (``calls``,
+``schemas``), judged by the ``Policy`` and, if allowed, written out again for the daemon from
+the checked call; the daemon's answer is passed back, streamed or rewritten. When the
+submission ends, closing the gatekeeper removes everything the submission owns.
 """
 
 from __future__ import annotations
@@ -18,44 +19,39 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import docker
+import h11
 from docker.errors import APIError, NotFound
 
 from ..daemon_lock import removing_images
 from ..errors import DaemonUnavailable
 from ..settings import GATEKEEPER_LABEL
 from ..sweep import Removed, remove_namespace
-from .http import (
-    MAX_HEAD,
-    BadRequest,
-    json_response,
-    read_body,
-    read_request,
-    read_response,
-    stream_error,
-)
+from .calls import Call, check_content_type, decode_auth, split_target
+from .cgroups import SubmissionCgroup
+from .context import MAX_CONTEXT
+from .fields import decode_json, refuse
 from .policy import Answer, Forward, Policy
 from .rules import Limits, Refused
-
-CHUNK = 64 * 1024
+from .schemas import CONTEXT, MAX_STREAM, STREAM
+from .wire import (
+    MAX_HEAD,
+    MAX_JSON_BODY,
+    BadRequest,
+    Client,
+    Head,
+    Response,
+    Upstream,
+    UpstreamClosed,
+    content_length,
+    json_response,
+    passed_headers,
+    pipe,
+    stream_error,
+)
 
 
 def default_upstream() -> str:
     return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                half_close: bool, observe=None) -> None:
-    """Copy bytes until the reader ends; pass the end on as a half-close when asked to."""
-    try:
-        while data := await reader.read(CHUNK):
-            if observe is not None:
-                observe(data)
-            writer.write(data)
-            await writer.drain()
-        if half_close and writer.can_write_eof():
-            writer.write_eof()
-    except (ConnectionError, OSError):
-        pass
 
 
 class Gatekeeper:
@@ -76,7 +72,9 @@ class Gatekeeper:
         try:
             self._client = docker.DockerClient(base_url=self.upstream, version="auto",
                                                timeout=60)
-            self.policy = Policy(namespace, self.scratch, self._client, self.limits)
+            self.cgroup = self._cgroup()
+            self.policy = Policy(namespace, self.scratch, self._client, self.limits,
+                                 self.cgroup)
         except docker.errors.DockerException as error:
             shutil.rmtree(self._folder, ignore_errors=True)
             raise DaemonUnavailable(
@@ -85,6 +83,17 @@ class Gatekeeper:
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Event | None = None
         self._connections: set[asyncio.Task] = set()
+
+    def _cgroup(self) -> SubmissionCgroup | None:
+        """The submission's own cgroup, where the daemon is local and lets one be made."""
+        if urlsplit(self.upstream).scheme not in ("unix", "http+unix"):
+            return None
+        driver = self._client.info().get("CgroupDriver", "")
+        limits = self.limits
+        return SubmissionCgroup.create(self.namespace, driver, memory=limits.total_memory,
+                                       pids=limits.total_pids,
+                                       build_memory=limits.memory_ceiling,
+                                       build_pids=limits.pids)
 
     @property
     def docker_host(self) -> str:
@@ -146,6 +155,9 @@ class Gatekeeper:
         try:
             return self.clean()
         finally:
+            self.policy.close()
+            if self.cgroup is not None:
+                self.cgroup.remove()
             self._client.close()
             shutil.rmtree(self._folder, ignore_errors=True)
 
@@ -155,13 +167,15 @@ class Gatekeeper:
         Removing a name only untags when the image has others (a course image it aliased).
         """
         removed = remove_namespace(self._client, self.namespace, label=GATEKEEPER_LABEL)
-        if self.policy.references or self.policy.image_ids:
+        owner = self.policy.owner
+        if owner.references or owner.image_ids:
             with removing_images():
                 self._remove_own_images(removed)
         return removed
 
     def _remove_own_images(self, removed: Removed) -> None:
-        for reference in sorted(self.policy.references):
+        owner = self.policy.owner
+        for reference in sorted(owner.references):
             try:
                 self._client.api.remove_image(reference)
                 removed.images.append(reference)
@@ -169,107 +183,200 @@ class Gatekeeper:
                 pass
             except APIError as error:
                 removed.failures.append(f"{reference}: {error.explanation or error}")
-        for short_id in sorted(self.policy.image_ids):
-            try:  # build steps left untagged; one a later build reuses from cache stays
-                if self._client.api.inspect_image(short_id).get("RepoTags"):
+        # Newest first, so a child goes before its parent.
+        images = [owner.image(ident) for ident in owner.image_ids]
+        for image in sorted((i for i in images if i), key=lambda i: i.get("Created", ""),
+                            reverse=True):
+            try:
+                if image.get("RepoTags"):
                     # Its own names are gone, so these are someone else's: another submission
                     # that built alike got the same image from the build cache. Removing it by
-                    # id would take that name too (an image with one name goes without force).
+                    # id would take that name too.
                     continue
-                self._client.api.remove_image(short_id)
-                removed.images.append(short_id)
+                self._client.api.remove_image(image["Id"])
+                removed.images.append(image["Id"])
             except (NotFound, APIError):
                 pass
 
-    async def _open_upstream(self):
+    async def _open_upstream(self) -> Upstream:
         parts = urlsplit(self.upstream)
         if parts.scheme in ("unix", "http+unix"):
-            return await asyncio.open_unix_connection(parts.path, limit=MAX_HEAD)
-        return await asyncio.open_connection(parts.hostname, parts.port, limit=MAX_HEAD)
+            reader, writer = await asyncio.open_unix_connection(parts.path, limit=MAX_HEAD)
+        else:
+            reader, writer = await asyncio.open_connection(parts.hostname, parts.port,
+                                                           limit=MAX_HEAD)
+        return Upstream(reader, writer)
+
+    # -- serving -----------------------------------------------------------------------------
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         self._connections.add(task)
+        client = Client(reader, writer)
         try:
-            await self._exchange(reader, writer)
-        except asyncio.CancelledError:
+            while await self._exchange(client):
+                pass
+        except (asyncio.CancelledError, ConnectionError, OSError, h11.LocalProtocolError):
             pass
-        except (ConnectionError, OSError, asyncio.IncompleteReadError):
-            pass
+        except BadRequest as error:
+            await self._answer_quietly(client, json_response(400, {
+                "message": f"gatekeeper: malformed request ({error})"}))
+        except Exception as error:  # a fault of the gatekeeper's: the submission is told
+            await self._answer_quietly(client, json_response(502, {
+                "message": f"gatekeeper: {type(error).__name__}: {error}"}))
         finally:
             self._connections.discard(task)
             writer.close()
 
-    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _answer_quietly(self, client: Client, response: Response) -> None:
         try:
-            request = await read_request(reader)
-            if request is None:
-                return
-            handler, names, needs_body = self.policy.route(request)
-            if needs_body:
-                body = await read_body(reader, request.headers)
-                decision = await asyncio.to_thread(handler, request, body, *names)
-            else:
-                decision = await asyncio.to_thread(handler, request, *names)
+            if client.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                await client.answer(response, close=True)
+        except (ConnectionError, OSError, h11.LocalProtocolError):
+            pass
+
+    async def _exchange(self, client: Client) -> bool:
+        """Serve one request; whether the connection may carry another."""
+        head = await client.request()
+        if head is None:
+            return False
+        try:
+            call, handler, names = await self._decode(client, head)
+            decision = await asyncio.to_thread(handler, call, *names)
         except Refused as refusal:
-            writer.write(self._refusal(refusal))
-            await writer.drain()
-            return
-        except (BadRequest, ValueError) as error:
-            writer.write(json_response(400, {"message": f"gatekeeper: {error}"}).encode())
-            await writer.drain()
-            return
+            return await self._refuse(client, refusal)
         except docker.errors.DockerException as error:
-            writer.write(json_response(502, {"message": f"gatekeeper: {error}"}).encode())
-            await writer.drain()
-            return
+            await client.answer(json_response(502, {"message": f"gatekeeper: {error}"}),
+                                close=True)
+            return False
         if isinstance(decision, Answer):
-            writer.write(decision.response.encode())
-            await writer.drain()
-            return
-        await self._forward(decision, reader, writer)
+            await client.answer(decision.response, close=client.body_unread)
+            return not client.body_unread
+        return await self._forward(client, decision)
 
-    def _refusal(self, refusal: Refused) -> bytes:
-        """The answer to a refused request, noted for the submission's outcome."""
+    async def _refuse(self, client: Client, refusal: Refused) -> bool:
+        """Answer a refused request, noted for the submission's outcome; an unread body ends
+        the connection (its bytes are never read as a request)."""
         self.refusals.append(str(refusal))
-        return (stream_error(str(refusal)) if refusal.in_stream else
-                json_response(refusal.status, {"message": str(refusal)})).encode()
+        response = (stream_error(str(refusal)) if refusal.in_stream else
+                    json_response(refusal.status, {"message": str(refusal)}))
+        close = client.body_unread
+        await client.answer(response, close=close)
+        return not close
 
-    async def _forward(self, decision: Forward, reader: asyncio.StreamReader,
-                       writer: asyncio.StreamWriter) -> None:
-        request = decision.request
-        if not request.upgrades:
-            request = request.with_header("Connection", "close")
-        if decision.body is not None:
-            request = request.with_header("Transfer-Encoding", None).with_header(
-                "Content-Length", str(len(decision.body)))
+    async def _decode(self, client: Client, head: Head):
+        """The request as its endpoint's schema reads it, with its handler and the names in its
+        path; the body is read whole unless it is streamed to the daemon."""
+        version, path, pairs = split_target(head.target)
+        handler, names, endpoint = self.policy.route(head.method, path)
+        call = Call(head.method, version, path, endpoint, upgrade=head.upgrade and endpoint.hijack)
+        if handler == self.policy.refuse_endpoint:
+            return call, handler, names
+        check_content_type(head.headers.get("content-type", ""))
+        call.query = endpoint.query.decode(pairs)
+        if "x-registry-auth" in head.headers:
+            call.auth = decode_auth(head.headers["x-registry-auth"])
+        if isinstance(endpoint.body, str):
+            if endpoint.body == CONTEXT:
+                call.body = await client.read_all(MAX_CONTEXT, "build context")
+        elif endpoint.body is not None:
+            data = await client.read_all(MAX_JSON_BODY) if head.has_body else b""
+            call.body = decode_json(endpoint.body, data) if data.strip() else \
+                decode_json(endpoint.body, b"{}")
+        elif head.has_body:
+            data = await client.read_all(MAX_JSON_BODY)
+            if data.strip() not in (b"", b"{}", b"null"):  # docker-py sends {} with some
+                raise refuse(f"{head.method} {path}", "takes no request body")
+        return call, handler, names
+
+    async def _forward(self, client: Client, decision: Forward) -> bool:
         hold = decision.hold() if decision.hold is not None else nullcontext()
         await asyncio.to_thread(hold.__enter__)
+        status: int | None = None
         try:
-            await self._exchange_upstream(decision, request, reader, writer)
+            status, keep = await self._exchange_upstream(client, decision)
+            return keep
         finally:
             hold.__exit__(None, None, None)
-
-    async def _exchange_upstream(self, decision: Forward, request, reader: asyncio.StreamReader,
-                                 writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await self._open_upstream()
-        try:
-            up_writer.write(request.encode() + (decision.body or b""))
-            await up_writer.drain()
-            upload = asyncio.ensure_future(_pipe(reader, up_writer, request.upgrades))
-            try:
-                if decision.transform is None:
-                    await _pipe(up_reader, writer, half_close=False, observe=decision.observe)
-                else:
-                    try:
-                        answer = decision.transform(await read_response(up_reader)).encode()
-                    except Refused as refusal:  # a check made on the daemon's answer
-                        answer = self._refusal(refusal)
-                    writer.write(answer)
-                    await writer.drain()
-            finally:
-                upload.cancel()
             if decision.after is not None:
-                await asyncio.to_thread(decision.after)
+                await asyncio.to_thread(decision.after, status)
+
+    async def _exchange_upstream(self, client: Client, decision: Forward) -> tuple[int, bool]:
+        call = decision.call
+        body = call.encoded_body()
+        upstream = await self._open_upstream()
+        try:
+            await upstream.send(h11.Request(method=call.method, target=call.target,
+                                            headers=call.headers(
+                                                len(body) if body is not None else None)))
+            if body is not None:
+                await upstream.send(h11.Data(data=body))
+            elif call.endpoint.body == STREAM:
+                await self._stream_body(client, upstream)
+            await upstream.send(h11.EndOfMessage())
+            answer = await upstream.response()
+            if answer.status_code == 101 and call.upgrade:
+                await self._hijack(client, upstream, answer)
+                return 101, False
+            if decision.transform is not None:
+                data = await upstream.read_all(256 * 2**20, "answer")
+                response = Response(answer.status_code, answer.reason.decode("latin-1"),
+                                    passed_headers(answer), data)
+                try:
+                    response = decision.transform(response)
+                except Refused as refusal:  # a check made on the daemon's answer
+                    await self._refuse(client, refusal)
+                    return answer.status_code, not client.body_unread
+                await client.answer(response)
+            else:
+                await self._relay(client, upstream, answer, decision.observe)
+            return answer.status_code, client.h11.our_state is h11.DONE
+        except UpstreamClosed as error:
+            await client.answer(json_response(502, {"message": f"gatekeeper: {error}"}),
+                                close=True)
+            return 502, False
         finally:
-            up_writer.close()
+            upstream.close()
+
+    async def _stream_body(self, client: Client, upstream: Upstream) -> None:
+        """The client's body passed on as it arrives (image loads, imports, archives)."""
+        sent = 0
+        async for chunk in client.chunks():
+            sent += len(chunk)
+            if sent > MAX_STREAM:
+                raise BadRequest(f"request body larger than {MAX_STREAM >> 20} MiB")
+            await upstream.send(h11.Data(data=chunk))
+
+    async def _relay(self, client: Client, upstream: Upstream, answer, observe) -> None:
+        headers = passed_headers(answer)
+        length = content_length(answer)
+        if length is not None:
+            headers.append(("Content-Length", length))
+        await client.send(h11.Response(status_code=answer.status_code, headers=headers,
+                                       reason=answer.reason))
+        async for chunk in upstream.chunks():
+            if observe is not None:
+                # Work the answer calls for happens before the client reads that part of it
+                # (docker-py asks for a built image as soon as it reads the build's end).
+                work = observe(chunk)
+                if work is not None:
+                    await asyncio.to_thread(work)
+            await client.send(h11.Data(data=chunk))
+        await client.send(h11.EndOfMessage())
+
+    async def _hijack(self, client: Client, upstream: Upstream, answer) -> None:
+        """After the daemon's 101, the connection carries raw streams both ways."""
+        await client.send(h11.InformationalResponse(
+            status_code=101, headers=[*passed_headers(answer), ("Connection", "Upgrade"),
+                                      ("Upgrade", "tcp")], reason=answer.reason))
+        early_in, early_out = client.trailing(), upstream.trailing()
+        if early_in:
+            upstream.writer.write(early_in)
+        if early_out:
+            client.writer.write(early_out)
+        upload = asyncio.ensure_future(pipe(client.reader, upstream.writer))
+        try:
+            await pipe(upstream.reader, client.writer)
+        finally:
+            upload.cancel()
+
