@@ -1,10 +1,12 @@
 """Start a kernel confined: ``python -m graders.confine [options] -- KERNEL COMMAND``.
 
 Run as root by the grader's kernel manager, it gives the kernel a private mount namespace in
-which the grader's secrets (solutions, gradebooks, other submissions) are covered and the
-Python installation is reachable, copies the connection file into the scratch folder, sets
-resource limits, drops to the submission's own unprivileged user, and execs the kernel. Plain
-standard library on purpose: it runs before anything else in the kernel's process.
+which the checkout and the grader's secrets (solutions, gradebooks, other submissions) are
+covered, the Python installation and the ``graders`` package are reachable, and the scratch
+folder is nosuid and nodev; copies the connection file into the kernel's channel folder, sets
+resource limits, drops to the submission's own unprivileged user for good (no new privileges),
+and execs the kernel. Plain standard library on purpose: it runs before anything else in the
+kernel's process.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ import argparse
 import ctypes
 import os
 import resource
-import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-MS_RDONLY, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 1, 4096, 8192, 16384, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT = 1, 2, 4, 32
+MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 4096, 8192, 16384, 1 << 18
 CLONE_NEWNS = 0x00020000
+PR_SET_NO_NEW_PRIVS = 38
 KEPT_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "DOCKER_HOST",
                     "PYTHONUNBUFFERED", "PYTHONIOENCODING")
 
@@ -51,31 +54,35 @@ def _closed(path: Path, uid: int) -> bool:
     return not found.st_mode & 0o001 and found.st_uid != uid
 
 
-def _closed_ancestor(path: Path, uid: int) -> Path | None:
-    """The highest folder, ``path`` included, that ``uid`` cannot enter, e.g. /root."""
+def _top(path: Path, uid: int, covered: set[Path]) -> Path | None:
+    """The highest folder, ``path`` included, to replace: one ``uid`` cannot enter (e.g.
+    /root) or one to cover (the checkout)."""
     for ancestor in [*reversed(path.parents), path]:
-        if ancestor != Path("/") and _closed(ancestor, uid):
+        if ancestor != Path("/") and (ancestor in covered or _closed(ancestor, uid)):
             return ancestor
     return None
 
 
-def expose(paths: list[str], uid: int) -> None:
-    """Make each path reachable for others: a closed ancestor becomes an empty, open tmpfs
-    with only these paths mounted back into it (the rest of it, e.g. /root, stays hidden).
+def expose(paths: list[str], uid: int, covered: list[str]) -> None:
+    """Make each path reachable for others: a closed ancestor (e.g. /root), and each covered
+    folder (the checkout), becomes an empty, open tmpfs with only these paths mounted back
+    into it; the rest of it (the rest of /root, the checkout's .git) is gone.
 
     A path that is itself a closed folder (a checkout in a 0700 temporary folder) is put back
     entry by entry into an open one, so its entries keep their own modes.
     """
     wanted = {Path(os.path.realpath(p)) for p in paths if os.path.exists(p)}
-    by_ancestor: dict[Path, list[Path]] = {}
+    covers = {Path(os.path.realpath(p)) for p in covered}
+    by_top: dict[Path, list[Path]] = {cover: [] for cover in covers
+                                      if cover.exists() and _top(cover, uid, covers) == cover}
     for path in wanted:
         if any(other in path.parents for other in wanted):
             continue  # comes along with the folder that holds it
-        ancestor = _closed_ancestor(path, uid)
-        if ancestor is not None:
+        top = _top(path, uid, covers)
+        if top is not None:
             inside = sorted(path.iterdir()) if path.is_dir() and _closed(path, uid) else [path]
-            by_ancestor.setdefault(ancestor, []).extend(inside)
-    for ancestor, inside in by_ancestor.items():
+            by_top.setdefault(top, []).extend(inside)
+    for top, inside in by_top.items():
         stage = Path(tempfile.mkdtemp(prefix="course-confine-"))
         staged, links = [], []
         for number, path in enumerate(sorted(inside)):
@@ -86,7 +93,7 @@ def expose(paths: list[str], uid: int) -> None:
             point.mkdir() if path.is_dir() else point.touch()
             _mount(str(path), str(point), None, MS_BIND | MS_REC)
             staged.append((point, path))
-        _mount("tmpfs", str(ancestor), "tmpfs", 0, "mode=0755,size=1m")
+        _mount("tmpfs", str(top), "tmpfs", 0, "mode=0755,size=1m")
         for source, path in staged:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.mkdir() if source.is_dir() else path.touch()
@@ -98,13 +105,34 @@ def expose(paths: list[str], uid: int) -> None:
         stage.rmdir()
 
 
-def hide(paths: list[str]) -> None:
-    """Cover folders with an empty tmpfs and files with /dev/null."""
-    for path in paths:
-        if os.path.isdir(path):
+def hide(paths: dict[str, bool]) -> None:
+    """Cover each folder (``True``) with an empty tmpfs and each file with /dev/null. One that
+    expose() took away with a covered or closed folder gets a stand-in first: a kernel finds
+    a hidden path closed wherever it is."""
+    for path, folder in paths.items():
+        if not os.path.lexists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.mkdir(path) if folder else open(path, "x").close()
+        if folder:
             _mount("tmpfs", path, "tmpfs", MS_RDONLY, "mode=0700,size=4k")
-        elif os.path.exists(path):
+        else:
             _mount("/dev/null", path, None, MS_BIND)
+
+
+def seal(scratch: Path) -> None:
+    """Make the scratch folder nosuid and nodev, still writable: containers run as root and
+    bind-mount it, so one could leave a setuid-root program or a device node in it."""
+    _mount(str(scratch), str(scratch), None, MS_BIND)
+    kept = os.statvfs(scratch).f_flag & (os.ST_RDONLY | os.ST_NOEXEC)  # a remount resets them
+    _mount(None, str(scratch), None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | kept)
+
+
+def no_new_privs() -> None:
+    """No setuid program or file capability gives the kernel or its children any privilege."""
+    if _libc.prctl(PR_SET_NO_NEW_PRIVS, ctypes.c_ulong(1), ctypes.c_ulong(0),
+                   ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"prctl(PR_SET_NO_NEW_PRIVS): {os.strerror(error)}")
 
 
 def limit(processes: int, memory: int) -> None:
@@ -113,15 +141,18 @@ def limit(processes: int, memory: int) -> None:
         resource.setrlimit(kind, (value, value))
 
 
-def own_connection_file(command: list[str], scratch: Path, uid: int) -> list[str]:
-    """The kernel reads its connection file after dropping privileges: give it its own copy."""
-    if "-f" not in command:
-        return command
+def own_connection_file(command: list[str], channels: Path, uid: int) -> list[str]:
+    """The kernel reads its connection file after dropping privileges: give it its own copy.
+
+    The folder is the kernel user's, so the copy is made afresh (never through a link put
+    there) and changed through its descriptor.
+    """
     index = command.index("-f") + 1
-    copy = scratch / ".kernel-connection.json"
-    shutil.copyfile(command[index], copy)
-    os.chown(copy, uid, uid)
-    os.chmod(copy, 0o600)
+    copy = channels / "kernel.json"
+    descriptor = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(descriptor, "wb") as target, open(command[index], "rb") as source:
+        os.fchown(descriptor, uid, uid)
+        target.write(source.read())
     return [*command[:index], str(copy), *command[index + 1:]]
 
 
@@ -139,21 +170,27 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m graders.confine", description=__doc__)
     parser.add_argument("--uid", type=int, required=True)
     parser.add_argument("--scratch", type=Path, required=True)
+    parser.add_argument("--channels", type=Path, help="where the kernel's connection file goes")
     parser.add_argument("--processes", type=int, default=128)
     parser.add_argument("--memory", type=int, default=3 * 2**30)
     parser.add_argument("--expose", action="append", default=[])
+    parser.add_argument("--cover", action="append", default=[])
     parser.add_argument("--hide", action="append", default=[])
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    command = own_connection_file(command, args.scratch, args.uid)
+    if args.channels is not None:
+        command = own_connection_file(command, args.channels, args.uid)
+    hidden = {path: os.path.isdir(path) for path in args.hide if os.path.exists(path)}
     private_mounts()
-    expose(args.expose, args.uid)
-    hide(args.hide)
+    expose(args.expose, args.uid, args.cover)
+    hide(hidden)
+    seal(args.scratch)
     limit(args.processes, args.memory)
     os.setgroups([])
     os.setgid(args.uid)
     os.setuid(args.uid)
+    no_new_privs()
     os.chdir(args.scratch)
     os.execvpe(command[0], command, environment(args.scratch, args.uid))
 

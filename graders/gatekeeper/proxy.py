@@ -271,21 +271,24 @@ class Gatekeeper:
         handler, names, endpoint = self.policy.route(head.method, path)
         call = Call(head.method, version, path, endpoint, upgrade=head.upgrade and endpoint.hijack)
         if handler == self.policy.refuse_endpoint:
+            if not head.has_body:
+                await client.read_all(0)
             return call, handler, names
         check_content_type(head.headers.get("content-type", ""))
         call.query = endpoint.query.decode(pairs)
         if "x-registry-auth" in head.headers:
             call.auth = decode_auth(head.headers["x-registry-auth"])
-        if isinstance(endpoint.body, str):
-            if endpoint.body == CONTEXT:
-                call.body = await client.read_all(MAX_CONTEXT, "build context")
-        elif endpoint.body is not None:
-            data = await client.read_all(MAX_JSON_BODY) if head.has_body else b""
-            call.body = decode_json(endpoint.body, data) if data.strip() else \
-                decode_json(endpoint.body, b"{}")
-        elif head.has_body:
-            data = await client.read_all(MAX_JSON_BODY)
-            if data.strip() not in (b"", b"{}", b"null"):  # docker-py sends {} with some
+        if endpoint.body == CONTEXT:
+            call.body = await client.read_all(MAX_CONTEXT, "build context")
+        elif endpoint.body == STREAM:
+            pass  # passed on as it arrives
+        else:
+            # Read to the end even when empty (a POST with Content-Length: 0), so the
+            # connection is ready for the client's next request.
+            data = (await client.read_all(MAX_JSON_BODY)).strip()
+            if endpoint.body is not None:
+                call.body = decode_json(endpoint.body, data or b"{}")
+            elif data not in (b"", b"{}", b"null"):  # docker-py sends {} with some
                 raise refuse(f"{head.method} {path}", "takes no request body")
         return call, handler, names
 

@@ -137,7 +137,7 @@ class ExecuteParameterized(Execute):
             self.kernel_manager_class = confinement.ConfinedKernelManager
         km = super().create_kernel_manager()
         if self._confinement is not None:
-            km.confinement = self._confinement
+            km.confine(self._confinement)
         return km
 
     def start_new_kernel(self, **kwargs):
