@@ -111,7 +111,8 @@ def test_dockerfile_lines_are_joined_as_the_classic_builder_joins_them():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("ARG B=busybox\nFROM $B\n", "variables"),
+    ("ARG B=busybox\nFROM $B-${B:?x}\n", "understood"),
+    ("ARG B='$C'\nFROM $B\n", "not a plain name"),
     ("FROM busybox\nCOPY --from=${X} /a /b\n", "variables"),
     ('FROM "busybox"\n', "plainly"),
     ("FROM --platform=linux/arm64 busybox\n", "flags on FROM"),
@@ -124,6 +125,15 @@ def test_dockerfile_lines_are_joined_as_the_classic_builder_joins_them():
 def test_images_a_build_reads_are_written_plainly_or_refused(text, message):
     with pytest.raises(Refused, match=message):
         sources(parse(text))
+
+
+def test_build_arguments_in_from_are_written_out_resolved():
+    dockerfile = parse("ARG BASE=busybox:1.35.0 TAG\nARG OTHER\nFROM $BASE AS one\n"
+                       "FROM ${OTHER:-one}\nFROM base:${TAG:+x}y\n")
+    found = sources(dockerfile, build_args={"TAG": "1", "BASE": None})
+    assert found.images == ["busybox:1.35.0", "base:xy"]
+    assert [i.line for i in dockerfile.instructions[2:]] == [
+        "FROM busybox:1.35.0 AS one", "FROM one", "FROM base:xy"]
 
 
 def test_a_flag_ends_at_any_space_go_knows():

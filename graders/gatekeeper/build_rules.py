@@ -83,7 +83,8 @@ class BuildRules:
             self.images.readable_source(image)
         context = read_context(call.body, call.param("dockerfile"))
         starts = {self.images.readable_source(image)["Id"]
-                  for image in sources(context.dockerfile).images}
+                  for image in sources(context.dockerfile,
+                                                build_args=call.param("buildargs")).images}
         self.images.check_cap()
         query = {"rm": True, "forcerm": True, "dockerfile": context.dockerfile_name}
         if not call.param("memory"):

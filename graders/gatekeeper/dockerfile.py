@@ -178,14 +178,56 @@ class Sources:
     stages: set[str]
 
 
-def sources(dockerfile: Dockerfile, onbuild: dict[str, list[str]] | None = None) -> Sources:
+VARIABLE = re.compile(r"\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)"
+                      r"(?::([-+])([A-Za-z0-9._/:@-]*))?\})")
+PLAIN_PART = re.compile(r"^[A-Za-z0-9._/:@-]*$")
+
+
+def _meta_args(instruction: Instruction, values: dict[str, str | None],
+               build_args: dict[str, str | None]) -> None:
+    """An ARG before the first FROM: its default, or the build argument that overrides it."""
+    for word in WHITESPACE.split(instruction.args) if instruction.args else []:
+        name, sep, default = word.partition("=")
+        if len(default) >= 2 and default[0] == default[-1] and default[0] in "\"'":
+            default = default[1:-1]
+        given = build_args.get(name)
+        values[name] = given if given is not None else (default if sep else None)
+
+
+def expand(word: str, values: dict[str, str | None], where: str) -> str:
+    """``$NAME``, ``${NAME}``, ``${NAME:-word}`` and ``${NAME:+word}`` in a FROM, with the
+    build's arguments: written out resolved, so the daemon has nothing left to substitute."""
+    if "$" not in word:
+        return word
+    if not PLAIN_PART.match(VARIABLE.sub("", word)):
+        raise _refuse(f"{where} {word!r}: only plain names and $NAME, ${{NAME}}, "
+                      f"${{NAME:-default}} or ${{NAME:+word}} are understood here")
+
+    def value(match: re.Match) -> str:
+        name = match.group(1) or match.group(2)
+        found = values.get(name) or ""
+        if "$" in found or not PLAIN_PART.match(found):
+            raise _refuse(f"{where} {word!r}: the value of {name} is not a plain name")
+        operator, word_given = match.group(3), match.group(4) or ""
+        if operator == "-":
+            return found or word_given
+        if operator == "+":
+            return word_given if found else ""
+        return found
+    return VARIABLE.sub(value, word)
+
+
+def sources(dockerfile: Dockerfile, onbuild: dict[str, list[str]] | None = None,
+            build_args: dict[str, str | None] | None = None) -> Sources:
     """Every image the build would read: each ``FROM`` that is not an earlier stage or
     ``scratch``, each ``COPY --from`` that is neither a stage name nor a stage's number.
 
-    ``ADD`` from a URL is refused (the daemon would fetch it from the host's network).
+    A FROM that uses build arguments is rewritten with their values. ``ADD`` from a URL is
+    refused (the daemon would fetch it from the host's network).
     """
     images: list[str] = []
     stages: list[str] = []
+    meta: dict[str, str | None] = {}
     count = 0
 
     def check(instruction: Instruction, inside_onbuild: bool = False) -> None:
@@ -200,7 +242,9 @@ def sources(dockerfile: Dockerfile, onbuild: dict[str, list[str]] | None = None)
                               f"--platform, which may pull) are not allowed")
             if len(words) not in (1, 3) or (len(words) == 3 and words[1].lower() != "as"):
                 raise _refuse(f"FROM {instruction.args!r}: write FROM <image> [AS <name>]")
-            image = _plain(words[0], "FROM")
+            image = _plain(expand(words[0], meta, "FROM"), "FROM")
+            if image != words[0]:
+                instruction.line = " ".join(["FROM", image, *words[1:]])
             if image.lower() != "scratch" and image.lower() not in stages:
                 images.append(image)
             count += 1
@@ -218,6 +262,8 @@ def sources(dockerfile: Dockerfile, onbuild: dict[str, list[str]] | None = None)
                                         re.split(r"[\s,]+", instruction.args)):
                 raise _refuse("ADD from a URL is not allowed: the daemon would fetch it from "
                               "the grading host's network")
+        elif keyword == "arg" and not count and not inside_onbuild:
+            _meta_args(instruction, meta, build_args or {})
         elif keyword == "onbuild":
             if inside_onbuild:
                 raise _refuse("ONBUILD ONBUILD is not allowed")

@@ -144,6 +144,8 @@ class Struct(Kind):
     """A Go struct: field names matched as ``encoding/json`` does, and only the listed ones."""
 
     fields: dict[str, Kind]
+    #: Drop an unknown field given as null instead of refusing it (the daemon ignores it too).
+    unknown_null: bool = False
 
     def __post_init__(self) -> None:
         self._by_fold = {name.lower(): name for name in self.fields}
@@ -157,6 +159,8 @@ class Struct(Kind):
                 raise refuse(where, f"field name {key!r} is not plain ASCII")
             name = self._by_fold.get(key.lower())
             path = f"{where}.{name or key}" if where else (name or key)
+            if name is None and item is None and self.unknown_null:
+                continue
             if name is None:
                 raise refuse(path, "is not a field the gatekeeper accepts")
             if name in result:

@@ -105,7 +105,8 @@ ENDPOINT = Struct({
     "IPv6Gateway": Str(), "GlobalIPv6Address": Str(), "GlobalIPv6PrefixLen": Int(),
     "DriverOpts": LABELS, "DNSNames": STRINGS,
 })
-NETWORKING = Struct({"EndpointsConfig": MapOf(ENDPOINT)})
+#: docker-py's ``containers.run(network=name)`` sends {name: null} here, which the daemon ignores.
+NETWORKING = Struct({"EndpointsConfig": MapOf(ENDPOINT)}, unknown_null=True)
 
 #: A create body: container.Config at the top, the host's settings inside ``HostConfig`` only
 #: (the daemon also reads them at the top level, a form the gatekeeper does not accept).
