@@ -67,7 +67,9 @@ class ImageRules:
                    and image["Id"] not in self.owner.base_ids)
 
     def check_cap(self) -> None:
-        """At most ``max_images`` images of its own before an operation that adds one."""
+        """At most ``max_images`` images of its own, and room on the disk, before an
+        operation that adds one."""
+        self.policy.check_disk()
         count = self._count_images()
         if count >= self.policy.limits.max_images:
             raise Refused("image-cap", f"this submission already has {count} images, the "

@@ -11,6 +11,7 @@ rule. Images and builds have their own handlers (``image_rules``, ``build_rules`
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
@@ -34,6 +35,8 @@ from .wire import Response, json_response
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 #: How often a prune is tried while another submission's prune of the same kind runs (~20 s).
 PRUNE_ATTEMPTS = 20
+#: How often the submission's disk use is measured.
+DISK_CHECK_SECONDS = 3.0
 #: Bridge options a network may set: they change only the network itself.
 NETWORK_OPTIONS = ("com.docker.network.bridge.enable_icc",
                    "com.docker.network.bridge.enable_ip_masquerade",
@@ -92,11 +95,60 @@ def with_label_filter(call: Call, label: str) -> Call:
     return call.with_query(filters=filters)
 
 
+def folder_size(folder: Path) -> int:
+    """Bytes of the files under a volume's folder on this host (0 where it is not readable)."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
+class DiskWatch:
+    """The bytes one submission holds on the daemon, measured every few seconds in a thread
+    of its own (with a client of its own), so no request waits for the daemon to count."""
+
+    def __init__(self, owner: Ownership, base_url: str) -> None:
+        self.owner = owner
+        self.used = 0
+        self._api = docker.APIClient(base_url=base_url, version="auto", timeout=60)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"disk-{owner.namespace}")
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(DISK_CHECK_SECONDS):
+            try:
+                self.used = self.measure()
+            except docker.errors.DockerException:
+                continue
+
+    def measure(self) -> int:
+        api, label = self._api, self.owner.label
+        images = {image["Id"]: image.get("Size", 0) for image in api.images()
+                  if image["Id"] not in self.owner.base_ids
+                  and self.owner.listed_image_is_own(image)}
+        containers = api.containers(all=True, size=True, filters={"label": label})
+        volumes = api.volumes(filters={"label": label}).get("Volumes") or []
+        return (sum(images.values()) + sum(c.get("SizeRw") or 0 for c in containers)
+                + sum(folder_size(Path(v["Mountpoint"])) for v in volumes if v.get("Mountpoint")))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._api.close()
+
+
 class Policy:
     """The rules for one submission, identified by its namespace."""
 
     def __init__(self, namespace: str, scratch: Path, client: docker.DockerClient,
-                 limits: Limits, cgroup: SubmissionCgroup | None = None) -> None:
+                 limits: Limits, cgroup: SubmissionCgroup | None = None,
+                 upstream: str = "unix:///var/run/docker.sock") -> None:
         from .build_rules import BuildRules
         from .image_rules import ImageRules
 
@@ -112,6 +164,7 @@ class Policy:
         self._made = {"containers": 0, "volumes": 0, "networks": 0}
         self._bound: dict[str, list[str]] = {}
         self._cap_lock = threading.Lock()
+        self.disk = DiskWatch(self.owner, upstream)
         images = ImageRules(self)
         builds = BuildRules(self, images)
         self.images = images
@@ -209,6 +262,16 @@ class Policy:
                     self._made[kind] += 1
         return release
 
+    def check_disk(self) -> None:
+        """Before anything that adds to the daemon's disk: the submission's images, its
+        containers' writable layers and its volumes stay under ``max_disk`` bytes (as last
+        measured by ``disk``, in the background: sizes are costly for the daemon)."""
+        used = self.disk.used
+        if used >= self.limits.max_disk:
+            raise Refused("disk-cap", f"this submission's images, containers and volumes hold "
+                                      f"{used >> 20} MiB, the maximum is "
+                                      f"{self.limits.max_disk >> 20} MiB")
+
     def _count(self, kind: str) -> Callable[[], int]:
         def count() -> int:
             if kind == "containers":
@@ -254,6 +317,7 @@ class Policy:
                               if v is not None}
         if self.cgroup is not None:
             spec["HostConfig"]["CgroupParent"] = self.cgroup.parent
+        self.check_disk()
         release = self.reserve("containers", self._count("containers"),
                                self.limits.max_containers)
 
@@ -560,6 +624,7 @@ class Policy:
                       f"submission runs on 127.0.0.1 is allowed", in_stream=in_stream)
 
     def close(self) -> None:
+        self.disk.close()
         self.pins.close()
 
 

@@ -74,7 +74,7 @@ class Gatekeeper:
                                                timeout=60)
             self.cgroup = self._cgroup()
             self.policy = Policy(namespace, self.scratch, self._client, self.limits,
-                                 self.cgroup)
+                                 self.cgroup, self.upstream)
         except docker.errors.DockerException as error:
             shutil.rmtree(self._folder, ignore_errors=True)
             raise DaemonUnavailable(
