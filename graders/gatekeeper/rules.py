@@ -199,6 +199,8 @@ def apply_limits(host: dict, limits: Limits) -> dict:
         host["CpuQuota"] = limits.nano_cpus * host["CpuPeriod"] // 1_000_000_000
     if not host.get("PidsLimit"):
         host["PidsLimit"] = limits.pids
+    # On a cgroup v1 host the daemon's default is the host's cgroup namespace.
+    host["CgroupnsMode"] = host.get("CgroupnsMode") or "private"
     host["LogConfig"] = bounded_log(host.get("LogConfig") or {})
     return host
 
