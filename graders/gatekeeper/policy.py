@@ -36,7 +36,7 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost")
 #: How often a prune is tried while another submission's prune of the same kind runs (~20 s).
 PRUNE_ATTEMPTS = 20
 #: How often the submission's disk use is measured.
-DISK_CHECK_SECONDS = 3.0
+DISK_CHECK_SECONDS = 5.0
 #: Bridge options a network may set: they change only the network itself.
 NETWORK_OPTIONS = ("com.docker.network.bridge.enable_icc",
                    "com.docker.network.bridge.enable_ip_masquerade",

@@ -49,6 +49,9 @@ from .wire import (
     stream_error,
 )
 
+#: Connections to the daemon kept open between requests.
+IDLE_UPSTREAMS = 4
+
 
 def default_upstream() -> str:
     return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
@@ -83,6 +86,7 @@ class Gatekeeper:
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Event | None = None
         self._connections: set[asyncio.Task] = set()
+        self._idle: list[Upstream] = []
 
     def _cgroup(self) -> SubmissionCgroup | None:
         """The submission's own cgroup, where the daemon is local and lets one be made."""
@@ -146,6 +150,8 @@ class Gatekeeper:
             for task in list(self._connections):
                 task.cancel()
             await asyncio.gather(*self._connections, return_exceptions=True)
+            for upstream in self._idle:
+                upstream.close()
 
     def close(self) -> Removed:
         """Stop serving, then remove everything the submission owns, whatever its state."""
@@ -307,17 +313,23 @@ class Gatekeeper:
     async def _exchange_upstream(self, client: Client, decision: Forward) -> tuple[int, bool]:
         call = decision.call
         body = call.encoded_body()
-        upstream = await self._open_upstream()
+        head = h11.Request(method=call.method, target=call.target,
+                           headers=call.headers(len(body) if body is not None else None))
+        streamed = call.endpoint.body == STREAM or call.upgrade
+        upstream = None
         try:
-            await upstream.send(h11.Request(method=call.method, target=call.target,
-                                            headers=call.headers(
-                                                len(body) if body is not None else None)))
-            if body is not None:
-                await upstream.send(h11.Data(data=body))
-            elif call.endpoint.body == STREAM:
-                await self._stream_body(client, upstream)
-            await upstream.send(h11.EndOfMessage())
-            answer = await upstream.response()
+            if not streamed and self._idle:
+                # A kept connection the daemon has closed meanwhile answers nothing: the
+                # request (whole, not streamed) is then sent again on a new one.
+                upstream = await self._upstream()
+                try:
+                    answer = await self._send(client, upstream, call, head, body)
+                except (UpstreamClosed, ConnectionError):
+                    upstream.close()
+                    upstream = None
+            if upstream is None:
+                upstream = await self._open_upstream()
+                answer = await self._send(client, upstream, call, head, body)
             if answer.status_code == 101 and call.upgrade:
                 await self._hijack(client, upstream, answer)
                 return 101, False
@@ -328,18 +340,50 @@ class Gatekeeper:
                 try:
                     response = decision.transform(response)
                 except Refused as refusal:  # a check made on the daemon's answer
+                    self._keep(upstream)
                     await self._refuse(client, refusal)
                     return answer.status_code, not client.body_unread
+                self._keep(upstream)
                 await client.answer(response)
             else:
                 await self._relay(client, upstream, answer, decision.observe)
+                self._keep(upstream)
             return answer.status_code, client.h11.our_state is h11.DONE
         except UpstreamClosed as error:
             await client.answer(json_response(502, {"message": f"gatekeeper: {error}"}),
                                 close=True)
             return 502, False
         finally:
-            upstream.close()
+            if upstream is not None and upstream not in self._idle:
+                upstream.close()
+
+    async def _upstream(self) -> Upstream:
+        """A connection to the daemon: one kept from an earlier request, or a new one."""
+        while self._idle:
+            kept = self._idle.pop()
+            if not kept.reader.at_eof():
+                return kept
+            kept.close()
+        return await self._open_upstream()
+
+    async def _send(self, client: Client, upstream: Upstream, call: Call, head: h11.Request,
+                    body: bytes | None):
+        """Send the call (its body whole, or streamed from the client); the daemon's answer."""
+        await upstream.send(head)
+        if body is not None:
+            await upstream.send(h11.Data(data=body))
+        elif call.endpoint.body == STREAM:
+            await self._stream_body(client, upstream)
+        await upstream.send(h11.EndOfMessage())
+        return await upstream.response()
+
+    def _keep(self, upstream: Upstream) -> None:
+        """Keep a connection whose exchange ended cleanly for the next request (a few)."""
+        machine = upstream.h11
+        if machine.our_state is h11.DONE and machine.their_state is h11.DONE \
+                and len(self._idle) < IDLE_UPSTREAMS:
+            machine.start_next_cycle()
+            self._idle.append(upstream)
 
     async def _stream_body(self, client: Client, upstream: Upstream) -> None:
         """The client's body passed on as it arrives (image loads, imports, archives)."""
