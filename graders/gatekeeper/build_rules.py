@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..daemon_lock import BuildHold
+from ..settings import GATEKEEPER_LABEL
 from .calls import Call
 from .context import read_context
 from .dockerfile import sources
@@ -82,6 +83,7 @@ class BuildRules:
         for image in call.param("cachefrom") or []:
             self.images.readable_source(image)
         context = read_context(call.body, call.param("dockerfile"))
+        self._check_stamp(call, context)
         starts = {self.images.readable_source(image)["Id"]
                   for image in sources(context.dockerfile,
                                                 build_args=call.param("buildargs")).images}
@@ -113,6 +115,17 @@ class BuildRules:
             finally:
                 restore(status)
         return Forward(call, after=after, observe=follow, hold=lambda: hold)
+
+    @staticmethod
+    def _check_stamp(call: Call, context) -> None:
+        """The gatekeeper's label is its own: an image (and every container made from it, which
+        inherits its labels) must not carry it by the build's doing."""
+        stamped = GATEKEEPER_LABEL in (call.param("labels") or {}) or any(
+            GATEKEEPER_LABEL in instruction.line for instruction in context.dockerfile.instructions
+            if instruction.keyword in ("label", "onbuild"))
+        if stamped:
+            raise Refused("ownership", f"the label {GATEKEEPER_LABEL} is the gatekeeper's own",
+                          in_stream=True)
 
     def _claim_failed(self, follow: _BuildOutput, starts: set[str], started: float) -> None:
         """The images of a build that failed: the step images its output names, each checked

@@ -86,6 +86,8 @@ class ImageRules:
                                                 f"image's configuration takes", 400)
             if keyword == "onbuild":
                 triggers.append(change.strip()[len("onbuild"):].strip())
+            if GATEKEEPER_LABEL in change:
+                raise Refused("ownership", f"the label {GATEKEEPER_LABEL} is the gatekeeper's own")
         self.check_triggers(triggers)
 
     def check_triggers(self, triggers: list[str]) -> None:

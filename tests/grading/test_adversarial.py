@@ -17,12 +17,14 @@ import json
 import os
 import re
 import socket
+import threading
 import time
 
 import builders as b
 import docker
 import pytest
 from conftest import daemon_objects
+from sandbox_judge import container_violations
 
 from graders import confinement
 from graders.gatekeeper import Limits
@@ -177,13 +179,15 @@ client.containers.run(BUSYBOX_IMAGE, ["true"], labels=LABELS, remove=True,
 print("STARTED")
 """,
     "build-forks": """
-# A bounded stand-in for a fork bomb in a build step: 400 sleeping processes tried (the inner
-# shell gives up at the limit), then a count.
+# A bounded stand-in for a fork bomb in a build step: 400 sleeping processes tried; the inner
+# shell counts those it started and gives up at the limit (the count is read with builtins, as
+# no fork succeeds while the sleepers live).
 import io, json, re, docker
 # The namespace in the step and nocache: a step taken from the build cache would not run.
 dockerfile = (f"FROM {BUSYBOX_IMAGE}\\n"
-              f"RUN echo {NAMESPACE}; sh -c 'for i in $(seq 400); do sleep 20 & done' 2>/dev/null; "
-              "echo PROCS $(ls /proc | grep -c '^[0-9]'); exit 0\\n")
+              f"RUN echo {NAMESPACE}; sh -c 'n=0; for i in $(seq 400); do sleep 5 & "
+              "n=$((n+1)); echo $n > /count; done' 2>/dev/null; read n < /count; "
+              "echo PROCS $n; exit 0\\n")
 try:
     _, log = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), rm=True,
                                  forcerm=True, nocache=True, tag=f"{NAMESPACE}-forks:1")
@@ -202,6 +206,89 @@ try:
 except Exception as error:
     print(type(error).__name__, error)
     print("RESULT", json.dumps(False))
+""",
+    "smuggle": """
+# Raw bytes on the gatekeeper's own socket: a harmless request, then on the same connection a
+# privileged create spelled in lower case with a bind of / (the daemon reads both forms).
+import json, os, socket
+path = os.environ["DOCKER_HOST"].removeprefix("unix://")
+body = json.dumps({"image": BUSYBOX_IMAGE, "cmd": ["true"], "labels": LABELS,
+                   "hostconfig": {"privileged": True, "binds": ["/:/host"]}})
+requests = (b"GET /_ping HTTP/1.1\\nHost: x\\n\\n"
+            + (f"POST /v1.41/containers/create?name={NAMESPACE}-smuggled HTTP/1.1\\r\\n"
+               f"Host: x\\r\\nContent-Type: application/json\\r\\n"
+               f"Content-Length: {len(body)}\\r\\n\\r\\n{body}").encode())
+with socket.socket(socket.AF_UNIX) as raw:
+    raw.settimeout(10)
+    raw.connect(path)
+    raw.sendall(requests)
+    answers = b""
+    raw.settimeout(3)
+    try:
+        while chunk := raw.recv(65536):
+            answers += chunk
+    except OSError:
+        pass
+print("RESULT", json.dumps(answers.decode("latin-1")[-400:]))
+""",
+    "setuid-scratch": """
+# A root container leaves a setuid-root copy of sh in the scratch folder it binds; the kernel's
+# own user runs it and asks for its effective uid.
+import json, os, subprocess
+scratch = SCRATCH_DIR
+client.containers.run(BUSYBOX_IMAGE, ["sh", "-c", "cp /bin/busybox /s/sh; chmod 4755 /s/sh"],
+                      volumes={scratch: {"bind": "/s"}}, labels=LABELS, remove=True)
+done = subprocess.run([os.path.join(scratch, "sh"), "-c", "id -u"], capture_output=True,
+                      text=True)
+print("RESULT", json.dumps({"uid": os.getuid(), "euid": done.stdout.split()[:1],
+                            "err": done.stderr[-200:]}))
+""",
+    "symlink-swap": """
+# Bind a folder of scratch, then swap it for a symlink to /etc before starting: the container
+# must still see the folder that was checked.
+import json, os
+scratch = SCRATCH_DIR
+os.makedirs(os.path.join(scratch, "data"), exist_ok=True)
+swap = client.containers.create(BUSYBOX_IMAGE, ["sh", "-c", "ls /d; head -c 40 /d/shadow"],
+                                volumes={os.path.join(scratch, "data"): {"bind": "/d"}},
+                                labels=LABELS)
+os.rename(os.path.join(scratch, "data"), os.path.join(scratch, "checked"))
+os.symlink("/etc", os.path.join(scratch, "data"))
+swap.start()
+swap.wait(timeout=15)
+print("RESULT", json.dumps(swap.logs().decode(errors="replace")))
+""",
+    "forged-build-log": """
+# A RUN step prints what the builder prints, naming the bystander's image, hoping the gatekeeper
+# takes it for one of the build's own; then tries to read and delete that image.
+import io, json, docker
+victim = @VICTIM_IMAGE_ID@.removeprefix("sha256:")[:12]
+dockerfile = (f"FROM {BUSYBOX_IMAGE}\\nRUN echo {NAMESPACE}; echo ' ---> {victim}'; "
+              f"echo 'Successfully built {victim}'\\n")
+client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=f"{NAMESPACE}-forged:1")
+tried = []
+for attempt in (lambda: client.images.get(victim),
+                lambda: client.images.remove(victim, force=True)):
+    try:
+        attempt()
+        tried.append("DONE")
+    except docker.errors.APIError as error:
+        tried.append(error.explanation)
+print("RESULT", json.dumps(tried))
+""",
+    "read-course": """
+# The kernel looks for the course's solutions: the repository's .git, source/ and examples/.
+import json, os
+import graders
+root = os.path.dirname(os.path.dirname(graders.__file__))
+found = {}
+for name in (".git/HEAD", "source", "examples", "tests"):
+    try:
+        path = os.path.join(root, name)
+        found[name] = open(path).read(20) if os.path.isfile(path) else os.listdir(path)
+    except OSError as error:
+        found[name] = type(error).__name__
+print("RESULT", json.dumps(found))
 """,
     "kernel-forks": """
 # Fork in the kernel itself until refused, only where a process limit is set (a confined
@@ -298,11 +385,14 @@ def graded(tmp_path_factory):
         attack = ((GUARD + source).replace("@TARGETS@", repr(targets))
                   .replace("@SQUAT@", repr(list(SQUAT)))
                   .replace("@REAL_SOCKET@", repr(real_socket))
-                  .replace("@VICTIM@", repr(victims["container"])))
+                  .replace("@VICTIM@", repr(victims["container"]))
+                  .replace("@VICTIM_IMAGE_ID@", repr(victims["image_id"])))
         b.submit(root, student, b.with_added_cell(solved, attack.strip(), ATTACK), b.SANDBOX)
     started = time.monotonic()
+    watch = _Watch(client, "smuggled")
     try:
-        batch = grade_assignment(root, b.SANDBOX, OPTIONS)
+        with watch:
+            batch = grade_assignment(root, b.SANDBOX, OPTIONS)
         seconds = time.monotonic() - started
         survivors = _survivors(client, victims)
         course_images = {name: _exists(client.images.get, name) for name in COURSE_IMAGES}
@@ -313,8 +403,35 @@ def graded(tmp_path_factory):
     yield {"root": root, "batch": batch, "results": {r.student: r for r in batch.results},
            "seconds": seconds, "victims": victims, "survivors": survivors,
            "course_images": course_images, "before": before, "after": after, "left": left,
-           "images_before": images_before}
+           "images_before": images_before, "smuggled": watch.seen}
     client.close()
+
+
+class _Watch:
+    """Every container whose name holds ``marker``, inspected on the daemon while the batch
+    runs: what an attack managed to create is judged even after the clean-ups removed it."""
+
+    def __init__(self, client, marker: str) -> None:
+        self.client, self.marker = client, marker
+        self.seen: dict[str, dict] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            for found in self.client.api.containers(all=True, filters={"name": self.marker}):
+                try:
+                    self.seen[found["Id"]] = self.client.api.inspect_container(found["Id"])
+                except docker.errors.NotFound:
+                    continue
+
+    def __enter__(self) -> _Watch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self._stop.set()
+        self._thread.join(10)
 
 
 def _exists(get, ident: str) -> bool:
@@ -502,3 +619,40 @@ def test_no_object_is_left_on_the_daemon(graded):
 def test_the_batch_takes_a_modest_time(graded):
     """Limits, not luck, end the hanging and flooding submissions: the batch stays short."""
     assert graded["seconds"] < 240, graded["seconds"]
+
+
+def test_a_request_smuggled_on_a_kept_alive_connection_is_checked_like_any_other(graded):
+    """Lower-case keys, a bare-LF head before it: whatever the daemon then held was stamped
+    and obeyed every rule (a refused create leaves nothing to find)."""
+    answers = _result(graded, "smuggle")
+    assert "gatekeeper refused" in answers, answers
+    namespace = _namespace(graded["root"], "smuggle")
+    broken = {ident[:12]: container_violations(found, "/nonexistent", namespace)
+              for ident, found in graded["smuggled"].items()}
+    assert not any(broken.values()), broken
+
+
+@pytest.mark.skipif(not confinement.available(), reason="the kernel runs as its own user with "
+                    "no_new_privs only when grading as root")
+def test_a_setuid_file_a_container_leaves_in_scratch_gives_the_kernel_nothing(graded):
+    result = _result(graded, "setuid-scratch")
+    assert result["euid"] and result["euid"] != ["0"], result
+
+
+def test_a_bind_source_swapped_for_a_symlink_after_the_check_still_mounts_what_was_checked(
+        graded):
+    logs = _result(graded, "symlink-swap")
+    assert "passwd" not in logs and "root:" not in logs, logs
+
+
+def test_builder_output_printed_by_a_step_gives_no_ownership(graded):
+    tried = _result(graded, "forged-build-log")
+    assert len(tried) == 2 and all("gatekeeper refused (ownership)" in t for t in tried), tried
+
+
+@pytest.mark.skipif(not confinement.available(), reason="the checkout is covered only in a "
+                    "confined kernel (grading as root)")
+def test_the_confined_kernel_finds_no_solutions_in_the_checkout(graded):
+    found = _result(graded, "read-course")
+    assert all(value in ([], "PermissionError", "FileNotFoundError", "NotADirectoryError")
+               for value in found.values()), found
