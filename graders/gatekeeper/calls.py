@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote, unquote, unquote_plus, urlencode
 
-from .fields import Struct, encode_json, refuse
+from .fields import decode_json, encode_json, refuse
 from .schemas import AUTH, CONTEXT, STREAM, Endpoint
 
 VERSION = re.compile(r"^/v\d+\.\d+(?=/)")
@@ -117,11 +117,9 @@ def check_content_type(content_type: str) -> None:
 
 def decode_auth(header: str) -> dict:
     """X-Registry-Auth as the daemon decodes it: base64 (URL alphabet) of an AuthConfig."""
-    from .fields import decode_json
     try:
         padded = header.strip() + "=" * (-len(header.strip()) % 4)
         data = base64.urlsafe_b64decode(padded.encode("ascii"))
     except (binascii.Error, ValueError, UnicodeEncodeError):
         raise refuse("X-Registry-Auth", "is not base64") from None
-    kind: Struct = AUTH
-    return decode_json(kind, data, "X-Registry-Auth")
+    return decode_json(AUTH, data, "X-Registry-Auth")

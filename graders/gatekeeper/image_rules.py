@@ -20,7 +20,6 @@ from ..daemon_lock import removing_images
 from ..settings import GATEKEEPER_LABEL
 from .calls import Call
 from .dockerfile import sources, trigger_instructions
-from .fields import parse_json
 from .rules import Refused, filter_flag, normalise, prune_filter, registry_of, split_reference
 from .wire import Response, json_response
 
@@ -298,5 +297,3 @@ class ImageRules:
             return bool({normalise(t) for t in image.get("RepoTags") or []
                          if t != "<none>:<none>"} - self.owner.references)
 
-
-__all__ = ["ImageRules", "messages", "parse_json"]

@@ -30,7 +30,7 @@ from .calls import Call
 from .cgroups import SubmissionCgroup
 from .ownership import PREDEFINED_NETWORKS, Ownership
 from .rules import HOST_POWERS, Limits, Refused, apply_limits, check_privileges, check_resources
-from .wire import Response, json_response
+from .wire import Response
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 #: How often a prune is tried while another submission's prune of the same kind runs (~20 s).
@@ -627,5 +627,3 @@ class Policy:
         self.disk.close()
         self.pins.close()
 
-
-__all__ = ["Answer", "Forward", "Policy", "json_response", "without_own_label"]

@@ -8,11 +8,9 @@ owns an object live in ``policy``.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 SHARED_MODES = ("PidMode", "IpcMode", "UTSMode", "UsernsMode", "CgroupnsMode")
 #: Log drivers that write only to the daemon's own disk, bounded by rotation (or nowhere).
@@ -131,16 +129,6 @@ def check_security_option(option: str) -> None:
                                        "system call) is not allowed")
     raise Refused("no-unconfined", f"security option {option!r} is not allowed "
                                    "(no-new-privileges is)")
-
-
-def check_bind_source(source: str, scratch: Path) -> None:
-    """Bind mounts only from the submission's scratch folder, symlinks resolved."""
-    real = os.path.realpath(source)
-    root = os.path.realpath(scratch)
-    if real != root and not real.startswith(root + os.sep):
-        raise Refused("bind-mounts-in-scratch",
-                      f"bind mount of {source!r} is outside this submission's scratch folder "
-                      f"{root} (the Docker socket and the host's files stay out of reach)")
 
 
 def _ceiling(value: int, ceiling: int, what: str, unit: str = "bytes") -> None:
