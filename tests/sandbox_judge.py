@@ -552,6 +552,43 @@ def lower_keys(value, keep: bool = False):
 # -- images, builds --------------------------------------------------------------------------
 
 
+class FileServer:
+    """Files served on 127.0.0.1, where the daemon could fetch a remote build context from;
+    ``hits`` records every path asked for."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        files: dict[str, bytes] = {}
+        hits: list[str] = []
+
+        class Files(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (the http.server API)
+                hits.append(self.path)
+                body = files.get(self.path)
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body or b"")))
+                self.end_headers()
+                self.wfile.write(body or b"")
+
+            def log_message(self, *_):
+                pass
+
+        self.files, self.hits = files, hits
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Files)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def serve(self, path: str, text: str | bytes) -> str:
+        """Serve ``text`` at ``path``; its URL."""
+        self.files[path] = text.encode() if isinstance(text, str) else text
+        return f"http://127.0.0.1:{self._server.server_address[1]}{path}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+
+
 def tar_context(files: dict[str, str | bytes]) -> bytes:
     """A build context (or put_archive payload): a tar of the given files."""
     import io

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import glob
-import http.server
 import json
 import os
-import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from sandbox_judge import (
     KEEP_LABELS,
     RECORD_STEP,
     Conversation,
+    FileServer,
     chunked,
     containers_with,
     create_body,
@@ -147,36 +146,12 @@ def token(api):
     assert not left, f"left on the daemon: {left}"
 
 
-class _Files(http.server.BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}
-    hits: list[str] = []
-
-    def do_GET(self):  # noqa: N802 (the http.server API)
-        self.hits.append(self.path)
-        body = self.files.get(self.path)
-        self.send_response(200 if body is not None else 404)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body or b"")))
-        self.end_headers()
-        self.wfile.write(body or b"")
-
-    def log_message(self, *_):
-        pass
-
-
 @pytest.fixture(scope="module")
 def web():
     """A web server on 127.0.0.1 the daemon can fetch a remote build context from."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Files)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = FileServer()
     yield server
-    server.shutdown()
-
-
-def serve(web, path: str, text: str) -> str:
-    _Files.files[path] = text.encode()
-    return f"http://127.0.0.1:{web.server_address[1]}{path}"
+    server.close()
 
 
 @dataclass(frozen=True)
@@ -864,7 +839,7 @@ def test_control_commit_refuses_form_bodies(api, token):
 def test_control_build_reads_form_body(form, api, web, token):
     """/build reads its parameters from a form body (after the first <= 4 KiB it peeked at):
     query labels={"from":"query"}, body labels={"from":"body"}, remote only in the body."""
-    url = serve(web, f"/{token}.df", f"FROM {BUSYBOX_IMAGE}\n{KEEP_STEP}\nCMD [\"{token}\"]\n")
+    url = web.serve(f"/{token}.df", f"FROM {BUSYBOX_IMAGE}\n{KEEP_STEP}\nCMD [\"{token}\"]\n")
     values = {"remote": url, "t": f"{token}-body:1", "labels": json.dumps({"from": "body"})}
     query = "/build?" + urllib.parse.urlencode({"t": f"{token}-query:1", "rm": "1",
                                                 "labels": json.dumps({"from": "query"})})
@@ -961,9 +936,9 @@ FORM_BUILDS = {
 def test_build_form_body(name, gate, api, web, token):
     """Build parameters in a form body, and the remote context they need (the body is the form)."""
     form, extra, aspects = FORM_BUILDS[name]
-    url = serve(web, f"/{token}.df",
+    url = web.serve(f"/{token}.df",
                 f"FROM {BUSYBOX_IMAGE}\n{KEEP_STEP}\nRUN echo {token} && {RECORD_STEP}\n")
-    _Files.hits.clear()
+    web.hits.clear()
     values = {"remote": url, "t": f"{token}-body:1",
               **{k: v.format(token=token) for k, v in extra.items()}}
     query = f"/build?t={token}-query:1"
@@ -972,7 +947,7 @@ def test_build_form_body(name, gate, api, web, token):
     for image in images_with(api, token):
         violations += record_violations(records(api, image["Id"], token), aspects=aspects,
                                         cgroup_parent=f"/{token}cg")
-    if f"/{token}.df" in _Files.hits:
+    if f"/{token}.df" in web.hits:
         violations.append(f"the daemon fetched the remote build context {url} named in the body")
     assert not violations, _report(f"build {name}", token, sorted(set(violations)),
                                    [a.status for a in answers])

@@ -36,6 +36,7 @@ from sandbox_judge import (
     KEEP_LABELS,
     RECORD_STEP,
     Conversation,
+    FileServer,
     Raw,
     chunked,
     escaped,
@@ -136,27 +137,9 @@ def victim(api, module_token):
 
 @pytest.fixture(scope="module")
 def web():
-    import http.server
-    import threading
-
-    files: dict[str, bytes] = {}
-
-    class Files(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (the http.server API)
-            body = files.get(self.path, b"")
-            self.send_response(200 if self.path in files else 404)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Files)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    server.files = files
+    server = FileServer()
     yield server
-    server.shutdown()
+    server.close()
 
 
 class Findings:
@@ -620,8 +603,7 @@ def test_fuzz_builds(gate, api, scratch, foreign, victim, web):
         target = "/build?" + urllib.parse.urlencode(query)
         try:
             if carrier == "form-body":
-                web.files[f"/{token}.df"] = dockerfile.encode()
-                form = [("remote", f"http://127.0.0.1:{web.server_address[1]}/{token}.df"),
+                form = [("remote", web.serve(f"/{token}.df", dockerfile)),
                         ("t", f"{token}-b:1"), *body_values]
                 wire = request("POST", target, "pad=" + "x" * 8192 + "&"
                                + urllib.parse.urlencode(form),
