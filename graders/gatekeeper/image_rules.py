@@ -185,10 +185,11 @@ class ImageRules:
         other submissions move their own names, which is none of this one's business. Names
         that now point at the submission's images become its own.
         """
-        taken = {tag: image["Id"] for image in self.api.images()
+        images = self.api.images(all=True)  # one listing serves both snapshots
+        taken = {tag: image["Id"] for image in images
                  if image["Id"] in self.owner.base_ids or not self.owner.listed_image_is_own(image)
                  for tag in image.get("RepoTags") or [] if tag != "<none>:<none>"}
-        before = {image["Id"] for image in self.api.images(all=True)}
+        before = {image["Id"] for image in images}
 
         def restore(_status: int | None) -> None:
             wanted = {normalise(name) for name in names()}
