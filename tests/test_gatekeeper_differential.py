@@ -58,7 +58,9 @@ pytestmark = pytest.mark.docker
 
 NAMESPACE = "difftest0001"
 VICTIM = "difftestvict"
-DAEMON_SOCKET = "/var/run/docker.sock"
+#: The daemon under test, where the controls go: DOCKER_HOST's socket, as docker.from_env reads.
+DAEMON_SOCKET = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock").removeprefix(
+    "unix://")
 #: Moving a course image's name, even for a moment, disturbs everyone else on a shared daemon:
 #: the tag test does it only when asked (the same rule is tested on someone else's name).
 TOUCH_COURSE_NAMES = os.environ.get("DIFFTEST_TOUCH_COURSE_NAMES") == "1"
@@ -487,6 +489,13 @@ CONTROLS = [
 ]
 
 
+#: Forms only some engines read: Engine 25 and later refuse data after the JSON value, and the
+#: Go of Engine 26 refuses a bare LF ending a chunk-size line. Where the daemon refuses one, it
+#: is no way past that daemon; the gatekeeper's tests of it still run.
+ENGINE_DEPENDENT = {"trailing-data": "data after the JSON value",
+                    "chunk-lines-bare-lf": "a bare LF in chunk-size lines"}
+
+
 @pytest.mark.parametrize("name, form", CONTROLS, ids=[f"{n}-{f}" for n, f in CONTROLS])
 def test_control_daemon_reads_form(name, form, api, runner, scratch, token):
     """The same bytes straight to the daemon: a container is created, and it has the danger."""
@@ -498,6 +507,8 @@ def test_control_daemon_reads_form(name, form, api, runner, scratch, token):
     if form in NOT_HTTP_AFTER:
         assert not created, f"after {form} the daemon read a request from the raw stream"
         return
+    if not created and form in ENGINE_DEPENDENT:
+        pytest.skip(f"Engine {api.version()['Version']} refuses {ENGINE_DEPENDENT[form]}")
     assert created, f"the daemon did not read {name} sent as {form}: {answers}"
     if intent.top:  # labels null after labels: the daemon keeps none of the request's labels
         labels = created[0]["Config"]["Labels"] or {}
