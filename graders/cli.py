@@ -165,9 +165,11 @@ def _print_batch(batch, table_of_students: bool = True) -> None:
     console.print(f"grades: {batch.grades_csv}")
     console.print(f"statuses: {batch.status_csv}")
     console.print(f"feedback: {batch.feedback_dir}/<student>/{batch.assignment}/")
-    if not batch.exclusive:
-        console.print("[yellow]note[/] the daemon is shared with another grading run or a "
-                      "cluster: objects were swept by label and name only")
+    if batch.strays:
+        shown = ", ".join(batch.strays[:8]) + (" …" if len(batch.strays) > 8 else "")
+        console.print(f"[yellow]note[/] {len(batch.strays)} objects appeared on the daemon "
+                      f"during the run that the batch did not provably create, so they were "
+                      f"left alone: {shown}")
 
 
 class _ProgressBar:

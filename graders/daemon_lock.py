@@ -22,33 +22,7 @@ POLL_EVERY = 0.05
 def _lock_path(purpose: str) -> Path:
     daemon = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     digest = hashlib.sha256(daemon.encode()).hexdigest()[:12]
-    suffix = "" if purpose == "grading" else f"-{purpose}"
-    return Path(tempfile.gettempdir()) / f"docker-course-grading-{digest}{suffix}.lock"
-
-
-@contextmanager
-def exclusive_grading() -> Iterator[bool]:
-    """Yield True if no other grading run uses this daemon, holding that claim until exit.
-
-    Only a run that holds the claim may sweep unlabelled objects by comparing snapshots; a
-    second concurrent run gets False and sweeps by label and name alone.
-    """
-    handle = _open(_lock_path("grading"))
-    if handle is None:
-        yield False
-        return
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-    finally:
-        handle.close()
+    return Path(tempfile.gettempdir()) / f"docker-course-grading-{digest}-{purpose}.lock"
 
 
 def _open(path: Path) -> IO | None:

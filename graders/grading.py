@@ -22,7 +22,6 @@ from . import settings
 from .bundles import make_bundle
 from .confinement import secrets
 from .daemon import daemon_answers
-from .daemon_lock import exclusive_grading
 from .errors import GradingError
 from .exports import write_grades_csv, write_gradescope, write_status_csv
 from .namespace import Namespace
@@ -31,7 +30,7 @@ from .outcome import Status
 from .pool import DaskPool, LocalPool, local_pool
 from .recording import Recorder
 from .release import generate_release
-from .sweep import Snapshot, remove_namespace, remove_new_since
+from .sweep import Snapshot, remove_namespace, strays
 from .tasks import AssignmentBundle, GradingResult, GradingTask
 
 #: How often, at most, the coordinator asks the pool whether another submission may start.
@@ -80,9 +79,10 @@ class BatchResult:
     status_csv: Path | None = None
     gradescope_dir: Path | None = None
     feedback_dir: Path | None = None
-    exclusive: bool = False
     workers: int = 0
-    swept_after_batch: int = 0
+    #: Objects that appeared on the daemon during the run and are still there, left alone:
+    #: nothing proves the batch made them (the daemon may be busy with other work).
+    strays: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -156,7 +156,7 @@ class Coordinator:
         notebook = self.submitted_notebook(student)
         return notebook.stat().st_size if notebook.exists() else 0
 
-    def task(self, bundle: AssignmentBundle, student: str, exclusive: bool) -> GradingTask:
+    def task(self, bundle: AssignmentBundle, student: str) -> GradingTask:
         notebook = self.submitted_notebook(student)
         folder = notebook.parent
         stamp = folder / "timestamp.txt"
@@ -168,7 +168,7 @@ class Coordinator:
             timestamp=stamp.read_text().strip() if stamp.exists() else "",
             cell_timeout=self.options.cell_timeout,
             submission_timeout=self.options.submission_timeout,
-            exclusive_daemon=exclusive, feedback=self.options.feedback,
+            feedback=self.options.feedback,
             gatekeeper=self.options.gatekeeper,
             limits=tuple(sorted(self.options.limits.items())),
             private_paths=tuple(secrets(self.root)))
@@ -223,31 +223,27 @@ def grade_assignments(
         jobs = [job for c in coordinators
                 for job in _pending(c, batches[c.assignment], on_result)]
         jobs.sort(key=lambda job: job.order)
-        with exclusive_grading() as exclusive:
-            exclusive = exclusive and not options.scheduler
-            for batch in batches.values():
-                batch.exclusive, batch.workers = exclusive, pool.workers
-            if on_start:
-                on_start(len(jobs), pool.workers)
-            client = None if options.scheduler else docker.from_env()
-            before = Snapshot.take(client) if exclusive else None
-            try:
-                _run(pool, bundles, jobs, batches, on_result,
-                     exclusive_tasks=exclusive and pool.workers == 1, client=client)
-            finally:
-                if own_pool:
-                    pool.close(cancel=True)
-                    own_pool = False
-                if client is not None:
-                    if before is not None:
-                        swept = remove_new_since(client, before).total
-                        for batch in batches.values():
-                            batch.swept_after_batch = swept
-                    client.close()
-                for coordinator in coordinators:
-                    _export(coordinator, batches[coordinator.assignment])
-                    batches[coordinator.assignment].seconds = round(
-                        time.monotonic() - started, 2)
+        for batch in batches.values():
+            batch.workers = pool.workers
+        if on_start:
+            on_start(len(jobs), pool.workers)
+        client = None if options.scheduler else docker.from_env()
+        before = Snapshot.take(client) if client is not None else None
+        try:
+            _run(pool, bundles, jobs, batches, on_result, client=client)
+        finally:
+            if own_pool:
+                pool.close(cancel=True)
+                own_pool = False
+            if client is not None:
+                left = strays(client, before)
+                for batch in batches.values():
+                    batch.strays = left
+                client.close()
+            for coordinator in coordinators:
+                _export(coordinator, batches[coordinator.assignment])
+                batches[coordinator.assignment].seconds = round(
+                    time.monotonic() - started, 2)
     finally:
         if own_pool:
             pool.close(cancel=True)
@@ -292,21 +288,21 @@ def _pending(coordinator: Coordinator, batch: BatchResult, on_result) -> list[_J
 
 
 def _run(pool, bundles: dict[str, AssignmentBundle], jobs: list[_Job],
-         batches: dict[str, BatchResult], on_result, exclusive_tasks: bool, client) -> None:
+         batches: dict[str, BatchResult], on_result, client) -> None:
     """Start jobs as the pool admits them, record results as they come, retry infrastructure
     errors once the daemon answers again."""
     attempts = {job: 0 for job in jobs}
     waiting = collections.deque(jobs)
     in_flight: dict = {}
 
-    def task(job: _Job, exclusive: bool) -> GradingTask:
-        return job.coordinator.task(bundles[job.coordinator.assignment], job.student, exclusive)
+    def task(job: _Job) -> GradingTask:
+        return job.coordinator.task(bundles[job.coordinator.assignment], job.student)
 
     try:
         while waiting or in_flight:
             while waiting and pool.admits(len(in_flight)):
                 job = waiting.popleft()
-                in_flight[pool.submit(task(job, exclusive_tasks))] = job
+                in_flight[pool.submit(task(job))] = job
             for future in pool.finished(in_flight, timeout=ADMIT_EVERY):
                 job = in_flight.pop(future)
                 result = future.result()
@@ -318,7 +314,7 @@ def _run(pool, bundles: dict[str, AssignmentBundle], jobs: list[_Job],
                         _wait_for_daemon(60)
                     waiting.append(job)
                     continue
-                coordinator.recorder.record(result, task(job, False).timestamp)
+                coordinator.recorder.record(result, task(job).timestamp)
                 summary = coordinator.summarise(result)
                 batches[coordinator.assignment].results.append(summary)
                 if on_result:
@@ -326,7 +322,7 @@ def _run(pool, bundles: dict[str, AssignmentBundle], jobs: list[_Job],
     except KeyboardInterrupt:
         if client is not None:
             for job in in_flight.values():
-                remove_namespace(client, task(job, False).namespace, match_names=True)
+                remove_namespace(client, task(job).namespace, match_names=True)
         recorded = sum(1 for batch in batches.values() for r in batch.results
                        if r.status != Status.INFRASTRUCTURE)
         raise GradingInterrupted(

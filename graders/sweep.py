@@ -1,8 +1,9 @@
-"""Removing every Docker object a namespace created, whatever state it is in.
+"""Removing every Docker object a namespace created, whatever state it is in, and nothing else.
 
-Two nets: objects carrying the namespace label (or, for grading namespaces, its name), and,
-when a run has the daemon to itself, anything that appeared since a snapshot taken before it.
-The course's own images are never removed by either.
+An object is the namespace's when it carries the namespace label or, for grading namespaces,
+its name. The daemon may be shared with other work (an instructor's own containers, another
+run, a CI job): what merely appeared while a run went on is reported, never removed. The
+course's own images are never removed.
 """
 
 from __future__ import annotations
@@ -41,29 +42,21 @@ class Removed:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Every container, volume, network and image on the daemon at one moment.
+    """The ids of every container, volume, network and image on the daemon at one moment."""
 
-    Each kind maps an object's id to the namespace label it carries ("" when it has none), so a
-    later comparison can leave alone what belongs to another namespace.
-    """
-
-    containers: dict[str, str]
-    volumes: dict[str, str]
-    networks: dict[str, str]
-    images: dict[str, str]
+    containers: frozenset[str]
+    volumes: frozenset[str]
+    networks: frozenset[str]
+    images: frozenset[str]
 
     @classmethod
     def take(cls, client: docker.DockerClient) -> Snapshot:
         api = client.api
-
-        def owner(obj: dict) -> str:
-            return (obj.get("Labels") or {}).get(NAMESPACE_LABEL, "")
-
         return cls(
-            containers={c["Id"]: owner(c) for c in api.containers(all=True)},
-            volumes={v["Name"]: owner(v) for v in api.volumes().get("Volumes") or []},
-            networks={n["Id"]: owner(n) for n in api.networks()},
-            images={i["Id"]: owner(i) for i in api.images(all=True)},
+            containers=frozenset(c["Id"] for c in api.containers(all=True)),
+            volumes=frozenset(v["Name"] for v in api.volumes().get("Volumes") or []),
+            networks=frozenset(n["Id"] for n in api.networks()),
+            images=frozenset(i["Id"] for i in api.images(all=True)),
         )
 
 
@@ -194,36 +187,27 @@ def remove_namespace(
     return removed
 
 
-def remove_new_since(client: docker.DockerClient, before: Snapshot, namespace: str = "") -> Removed:
-    """Remove what appeared after ``before``, except objects labelled with another namespace.
+def strays(client: docker.DockerClient, before: Snapshot) -> list[str]:
+    """What appeared after ``before`` and is still there, described for a report.
 
-    Only safe while nothing outside this grading run creates objects on the daemon.
+    These are left alone: nothing proves the run created them (the daemon may be busy with
+    other work), so a sweep may not touch them. A grading run names them so that an object
+    a submission made outside the sandbox's reach does not go unnoticed.
     """
     after = Snapshot.take(client)
-
-    def new(kind: str) -> set[str]:
+    found = []
+    for kind in ("containers", "volumes", "networks", "images"):
         old = getattr(before, kind)
-        return {ident for ident, owner in getattr(after, kind).items()
-                if ident not in old and owner in ("", namespace)}
-
-    return _remove_objects(client, new("containers"), new("networks"), new("volumes"),
-                           new("images"))
+        found += [f"{kind[:-1]} {ident.removeprefix('sha256:')[:12]}"
+                  for ident in getattr(after, kind) if ident not in old]
+    return found
 
 
 @contextmanager
-def swept(
-    client: docker.DockerClient, namespace: str, *, exclusive: bool = False
-) -> Iterator[Removed]:
-    """Guarantee that whatever runs inside leaves nothing of ``namespace`` behind.
-
-    ``exclusive`` adds the before/after comparison that also catches unlabelled objects; use it
-    only when nothing else creates objects on the daemon meanwhile.
-    """
-    before = Snapshot.take(client) if exclusive else None
+def swept(client: docker.DockerClient, namespace: str) -> Iterator[Removed]:
+    """Guarantee that whatever runs inside leaves nothing of ``namespace`` behind."""
     removed = Removed()
     try:
         yield removed
     finally:
         removed += remove_namespace(client, namespace, match_names=True)
-        if before is not None:
-            removed += remove_new_since(client, before, namespace)

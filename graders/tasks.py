@@ -44,7 +44,6 @@ class GradingTask:
     timestamp: str = ""
     cell_timeout: int = 30
     submission_timeout: int = 300
-    exclusive_daemon: bool = False
     feedback: bool = True
     #: Each submission reaches Docker only through its own gatekeeper (see graders/gatekeeper).
     gatekeeper: bool = True

@@ -229,7 +229,6 @@ def _autograde_config(task: GradingTask, root: Path, db_url: str, outcome_path: 
             "timeout": task.cell_timeout,
             "submission_timeout": task.submission_timeout,
             "namespace": task.namespace,
-            "exclusive_daemon": task.exclusive_daemon,
             "outcome_file": str(outcome_path),
             "scratch_dir": str(scratch),
             "gatekeeper": task.gatekeeper,

@@ -22,7 +22,7 @@ def test_grade_turns_flags_into_options(runner, monkeypatch, tmp_path):
 
     def fake_grade(root, assignments, options, on_start=None, on_result=None):
         calls.append((root, assignments, options))
-        return [BatchResult(a, exclusive=True, grades_csv=tmp_path / "g.csv",
+        return [BatchResult(a, grades_csv=tmp_path / "g.csv",
                             status_csv=tmp_path / "s.csv", feedback_dir=tmp_path)
                 for a in assignments]
 

@@ -324,6 +324,49 @@ def test_closing_removes_everything_the_submission_owns(tmp_path, client, no_lef
     assert client.images.get(BUSYBOX_IMAGE)
 
 
+def _orphaned_anonymous_volume(learner, client) -> str:
+    """A volume made for a container that was then removed without its volumes."""
+    container = learner.api.create_container(BUSYBOX_IMAGE, ["true"], volumes=["/data"])
+    name = client.api.inspect_container(container["Id"])["Mounts"][0]["Name"]
+    learner.api.remove_container(container["Id"])  # v=False: the volume stays
+    return name
+
+
+def test_an_anonymous_volume_stays_the_submissions_after_its_container_goes(
+        tmp_path, client, no_leftovers):
+    """Unlabelled, yet still the submission's: listed, and removed when the submission ends."""
+    gate = Gatekeeper(OWN, tmp_path)
+    gate.start()
+    try:
+        learner = docker.DockerClient(base_url=gate.docker_host, version="auto")
+        name = _orphaned_anonymous_volume(learner, client)
+        assert name in {v.name for v in learner.volumes.list()}
+        learner.close()
+    finally:
+        removed = gate.close()
+    assert name in removed.volumes and not removed.failures
+    with pytest.raises(NotFound):
+        client.volumes.get(name)
+
+
+def test_a_volume_prune_takes_the_submissions_unused_volumes_only(learner, client, victim):
+    """As the daemon in front of it prunes: anonymous ones, and named ones too before API 1.42
+    or with all=true; someone else's unlabelled volume stays."""
+    anonymous = _orphaned_anonymous_volume(learner, client)
+    named = learner.volumes.create(f"{OWN}-unused")
+    theirs = client.volumes.create()
+    try:
+        first = learner.api.prune_volumes()["VolumesDeleted"] or []
+        assert anonymous in first
+        named_too = learner.api.version()["ApiVersion"] < "1.42"
+        assert (named.name in first) == named_too
+        if not named_too:
+            assert learner.api.prune_volumes({"all": True})["VolumesDeleted"] == [named.name]
+        assert client.volumes.get(theirs.name) and client.volumes.get(f"{OTHER}-data")
+    finally:
+        theirs.remove()
+
+
 def test_course_gatekeeper_serves_until_interrupted_then_cleans_up(tmp_path, client,
                                                                    no_leftovers):
     """The endpoint learners can try by hand: refusals are shown, Ctrl-C removes their objects."""

@@ -5,7 +5,7 @@ import pytest
 
 from graders.lab import labels
 from graders.settings import BUSYBOX_IMAGE
-from graders.sweep import Snapshot, course_image_ids, remove_namespace, remove_new_since, swept
+from graders.sweep import Snapshot, course_image_ids, remove_namespace, strays, swept
 
 pytestmark = pytest.mark.docker
 
@@ -47,28 +47,27 @@ def test_name_matching_never_treats_a_prefix_as_a_match(client, no_leftovers):
         a.remove(force=True)
 
 
-def test_snapshot_sweep_catches_unlabelled_objects_but_not_another_namespace(client,
-                                                                             no_leftovers):
+def test_unlabelled_newcomers_are_reported_and_left_alone(client, no_leftovers):
+    """Whatever appeared meanwhile may be someone else's work on a shared daemon."""
     before = Snapshot.take(client)
     anonymous = _sleeper(client, None)
     volume = client.volumes.create()
-    theirs = _sleeper(client, None, "nsdddddddddd")
     try:
-        removed = remove_new_since(client, before, "nseeeeeeeeee")
-        assert anonymous.id[:12] in removed.containers and volume.name in removed.volumes
-        theirs.reload()
-        assert theirs.status == "running"
+        found = strays(client, before)
+        assert f"container {anonymous.id[:12]}" in found and f"volume {volume.name[:12]}" in found
+        anonymous.reload()
+        assert anonymous.status == "running" and client.volumes.get(volume.name)
     finally:
-        theirs.remove(force=True)
+        anonymous.remove(force=True)
+        volume.remove()
 
 
-def test_course_images_survive_a_sweep_that_sees_them_as_new(client):
+def test_course_images_survive_a_sweep_of_a_namespace_that_tagged_them(client):
     protected = course_image_ids(client)
-    taken = Snapshot.take(client)
-    before = Snapshot(taken.containers, taken.volumes, taken.networks,
-                      {i: o for i, o in taken.images.items() if i not in protected})
-    removed = remove_new_since(client, before)
-    assert removed.images == [] and course_image_ids(client) == protected
+    alias = "nsgggggggggg-alias:1"
+    client.images.get(BUSYBOX_IMAGE).tag(alias)
+    removed = remove_namespace(client, "nsgggggggggg", match_names=True)
+    assert removed.images == [alias] and course_image_ids(client) == protected
 
 
 def test_swept_cleans_up_even_when_the_body_raises(client, no_leftovers):

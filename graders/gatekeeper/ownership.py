@@ -35,6 +35,11 @@ class Ownership:
         self.image_ids: set[str] = set()
         self.container_ids: set[str] = set()
         self.exec_ids: set[str] = set()
+        #: Volumes the submission's containers mount (anonymous ones carry no label), by name
+        #: from the daemon's answers: still the submission's after their container goes.
+        self.volume_names: set[str] = set()
+        #: Containers whose volumes are in ``volume_names`` already.
+        self.mounts_seen: set[str] = set()
         self._base_references: set[str] = set()
         self.lock = threading.Lock()
         self.base_ids = course_image_ids(client)
@@ -142,6 +147,16 @@ class Ownership:
 
     # -- volumes and networks ------------------------------------------------------------
 
+    def note_mounts(self, container: dict) -> None:
+        """Remember the volumes of one of the submission's containers (an inspect or a list
+        entry). Every named one was checked as the submission's before the create."""
+        names = {mount["Name"] for mount in container.get("Mounts") or []
+                 if mount.get("Type") == "volume" and mount.get("Name")}
+        with self.lock:
+            self.volume_names |= names
+            if container.get("Id"):
+                self.mounts_seen.add(container["Id"])
+
     def mounted_by_own_containers(self) -> set[str]:
         """Volumes this submission's containers mount: anonymous ones carry no label."""
         return {mount["Name"] for container in self.api.containers(all=True, filters={
@@ -150,7 +165,7 @@ class Ownership:
     def volume(self, name: str) -> dict | None:
         found = self.inspect(self.api.inspect_volume, name)
         if found is not None and not self.labelled(found.get("Labels")) \
-                and name not in self.mounted_by_own_containers():
+                and name not in self.volume_names and name not in self.mounted_by_own_containers():
             raise Refused("ownership", f"volume {name!r} belongs to someone else")
         return found
 

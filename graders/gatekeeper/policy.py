@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import docker
+from docker.errors import APIError
 
 from ..settings import GATEKEEPER_LABEL
 from . import schemas as E
@@ -29,12 +30,23 @@ from .binds import BindPins
 from .calls import Call
 from .cgroups import SubmissionCgroup
 from .ownership import PREDEFINED_NETWORKS, Ownership
-from .rules import HOST_POWERS, Limits, Refused, apply_limits, check_privileges, check_resources
-from .wire import Response
+from .rules import (
+    HOST_POWERS,
+    Limits,
+    Refused,
+    apply_limits,
+    check_privileges,
+    check_resources,
+    filter_flag,
+    prune_filter,
+)
+from .wire import Response, json_response
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 #: How often a prune is tried while another submission's prune of the same kind runs (~20 s).
 PRUNE_ATTEMPTS = 20
+#: The label Engine 23 and later give a volume made for a container (an anonymous one).
+ANONYMOUS_VOLUME = "com.docker.volume.anonymous"
 #: How often the submission's disk use is measured.
 DISK_CHECK_SECONDS = 5.0
 #: Bridge options a network may set: they change only the network itself.
@@ -93,6 +105,11 @@ def with_label_filter(call: Call, label: str) -> Call:
     filters = {key: list(terms) for key, terms in (call.param("filters") or {}).items()}
     filters["label"] = [*filters.get("label", []), label]
     return call.with_query(filters=filters)
+
+
+def api_version(text: str) -> tuple[int, ...]:
+    """``/v1.45`` or ``1.45`` as (1, 45), to compare API versions."""
+    return tuple(int(part) for part in text.lstrip("/v").split("."))
 
 
 def folder_size(folder: Path) -> int:
@@ -173,7 +190,7 @@ class Policy:
             ({"POST"}, re.compile(r"/containers/create"), self.create_container,
              E.CREATE_CONTAINER),
             ({"GET"}, re.compile(r"/containers/json"), self.list_containers, E.LIST_CONTAINERS),
-            ({"POST"}, re.compile(r"/containers/prune"), self.prune, E.PRUNE),
+            ({"POST"}, re.compile(r"/containers/prune"), self.prune_containers, E.PRUNE),
             ({"POST"}, re.compile(r"/containers/([^/]+)/update"), self.update_container,
              E.UPDATE_CONTAINER),
             ({"POST"}, re.compile(r"/containers/([^/]+)/exec"), self.create_exec, E.CREATE_EXEC),
@@ -199,7 +216,7 @@ class Policy:
             ({"POST"}, re.compile(r"/commit"), images.commit, E.COMMIT),
             ({"GET"}, re.compile(r"/volumes"), self.list_volumes, E.LIST_VOLUMES),
             ({"POST"}, re.compile(r"/volumes/create"), self.create_volume, E.CREATE_VOLUME),
-            ({"POST"}, re.compile(r"/volumes/prune"), self.prune, E.PRUNE),
+            ({"POST"}, re.compile(r"/volumes/prune"), self.prune_volumes, E.PRUNE),
             ({"GET", "DELETE"}, re.compile(r"/volumes/([^/]+)"), self.volume_call, E.VOLUME),
             ({"GET"}, re.compile(r"/networks"), self.list_networks, E.LIST_NETWORKS),
             ({"POST"}, re.compile(r"/networks/create"), self.create_network, E.CREATE_NETWORK),
@@ -347,6 +364,9 @@ class Policy:
         binds = []
         for bind in host.get("Binds") or []:
             source, sep, rest = bind.partition(":")
+            if not sep:  # a container path alone: an anonymous volume made for the container
+                binds.append(bind)
+                continue
             options = rest.split(":")[1].split(",") if rest.count(":") else []
             if {"z", "Z"} & set(options):
                 raise Refused("bind-mounts-in-scratch", "relabelling a host folder (:z, :Z) "
@@ -405,6 +425,7 @@ class Policy:
 
     def _shown(self, found: dict) -> dict:
         """A container as the submission sees it: its own paths and no cgroup of ours."""
+        self.owner.note_mounts(found)
         originals = self.pins.originals()
         if not originals and self.cgroup is None:
             return found
@@ -455,9 +476,19 @@ class Policy:
         own = self.owner.container(ident)
         if action in ("/start", "/restart") and own:
             self._check_bound_sources(own)
+        if call.method == "DELETE" and action is None and own and not call.param("v"):
+            self._note_mounts_of(own)
         inspected = call.method == "GET" and action == "/json"
         return Forward(self._by_id(call, ident, own),
                        transform=self._inspected_container if inspected else None)
+
+    def _note_mounts_of(self, own: str) -> None:
+        """Before a removal that keeps the container's volumes: which they are, unless an
+        answer already showed them (docker-py's ``run`` inspects every container it starts)."""
+        with self.owner.lock:
+            seen = own in self.owner.mounts_seen
+        if not seen:
+            self.owner.note_mounts(self.owner.inspect(self.api.inspect_container, own) or {})
 
     def _inspected_container(self, response: Response) -> Response:
         return json_transform(self._shown)(response)
@@ -487,7 +518,7 @@ class Policy:
 
     def list_volumes(self, call: Call, *_) -> Forward:
         def keep(listing: dict) -> dict:
-            mounted = self.owner.mounted_by_own_containers()
+            mounted = self.owner.mounted_by_own_containers() | self.owner.volume_names
             listing["Volumes"] = [v for v in listing.get("Volumes") or []
                                   if self.owner.labelled(v.get("Labels")) or v["Name"] in mounted]
             return listing
@@ -579,6 +610,42 @@ class Policy:
         return Answer(Response(response.status_code, response.reason or "",
                                [("Content-Type", "application/json")], response.content))
 
+    def prune_containers(self, call: Call, *_) -> Answer:
+        """A prune keeps the removed containers' volumes: note which they are first."""
+        for container in self.api.containers(all=True, filters={"label": self.label}):
+            self.owner.note_mounts(container)
+        return self.prune(call)
+
+    def prune_volumes(self, call: Call, *_) -> Answer:
+        """Prune this submission's unused volumes, as the daemon in front of it would.
+
+        Anonymous volumes carry no ownership label, so a label-scoped prune would miss them: the
+        gatekeeper chooses the volumes and removes them one by one. Since API 1.42 (Engine 23)
+        a prune takes only anonymous volumes unless ``all=true``; before, every unused one.
+        """
+        filters = call.param("filters") or {}
+        unknown = set(filters) - {"label", "label!", "all"}
+        if unknown:
+            raise Refused("bad-filters", f"unsupported filter {', '.join(sorted(unknown))}", 400)
+        choose = prune_filter({key: filters[key] for key in ("label", "label!") if key in filters})
+        named_too = filter_flag(filters.get("all"), default=False) or \
+            api_version(call.version or self.api.api_version) < (1, 42)
+        deleted, space = [], 0
+        for volume in self.api.volumes(filters={"dangling": True}).get("Volumes") or []:
+            labels = volume.get("Labels") or {}
+            own = self.owner.labelled(labels) or volume["Name"] in self.owner.volume_names
+            if not (own and choose(volume) and (named_too or ANONYMOUS_VOLUME in labels)):
+                continue
+            size = folder_size(Path(volume.get("Mountpoint") or "/nonexistent"))
+            try:
+                self.api.remove_volume(volume["Name"])
+            except APIError:
+                continue  # a container started using it meanwhile
+            deleted.append(volume["Name"])
+            space += size
+        return Answer(json_response(200, {"VolumesDeleted": deleted or None,
+                                          "SpaceReclaimed": space}))
+
     def events(self, call: Call, *_) -> Forward:
         return Forward(with_label_filter(call, self.label))
 
@@ -587,7 +654,8 @@ class Policy:
             usage["Containers"] = [self._shown(c) for c in usage.get("Containers") or []
                                    if self.owner.labelled(c.get("Labels"))]
             usage["Volumes"] = [v for v in usage.get("Volumes") or []
-                                if self.owner.labelled(v.get("Labels"))]
+                                if self.owner.labelled(v.get("Labels"))
+                                or v["Name"] in self.owner.volume_names]
             usage["Images"] = [i for i in usage.get("Images") or []
                                if i["Id"] in self.owner.base_ids
                                or self.owner.listed_image_is_own(i)]

@@ -168,16 +168,32 @@ class Gatekeeper:
             shutil.rmtree(self._folder, ignore_errors=True)
 
     def clean(self) -> Removed:
-        """Remove what carries the label, then the image names the submission gave out.
+        """Remove what carries the label, the volumes made for its containers, then the image
+        names the submission gave out.
 
         Removing a name only untags when the image has others (a course image it aliased).
         """
         removed = remove_namespace(self._client, self.namespace, label=GATEKEEPER_LABEL)
         owner = self.policy.owner
+        self._remove_anonymous_volumes(removed)
         if owner.references or owner.image_ids:
             with removing_images():
                 self._remove_own_images(removed)
         return removed
+
+    def _remove_anonymous_volumes(self, removed: Removed) -> None:
+        """The unlabelled volumes the daemon made for the submission's containers.
+
+        Their containers are gone by now; one removed without its volumes left them behind.
+        """
+        for name in sorted(self.policy.owner.volume_names):
+            try:
+                self._client.api.remove_volume(name, force=True)
+                removed.volumes.append(name)
+            except NotFound:
+                pass
+            except APIError as error:
+                removed.failures.append(f"{name}: {error.explanation or error}")
 
     def _remove_own_images(self, removed: Removed) -> None:
         owner = self.policy.owner

@@ -54,9 +54,6 @@ class ExecuteParameterized(Execute):
         config=True)
     submission_timeout = Integer(300, help="Wall-clock limit for the whole notebook, seconds.").tag(
         config=True)
-    exclusive_daemon = Bool(
-        False, help="Nothing else creates Docker objects meanwhile: also sweep unlabelled ones."
-    ).tag(config=True)
     outcome_file = Unicode("", help="Where to write the Outcome of this execution (JSON).").tag(
         config=True)
     gatekeeper = Bool(
@@ -104,7 +101,7 @@ class ExecuteParameterized(Execute):
                 self._outcome.status = Status.INFRASTRUCTURE
                 self._outcome.detail = f"Docker daemon unavailable: {error}"
                 raise DaemonUnavailable(self._outcome.detail) from None
-            with swept(client, self.namespace, exclusive=self.exclusive_daemon) as removed, \
+            with swept(client, self.namespace) as removed, \
                     DaemonWatch() as watch, self._gatekeeper() as gatekeeper:
                 self._kernel_docker_host = gatekeeper.docker_host if gatekeeper else ""
                 nb, resources = super().preprocess(nb, resources, km)

@@ -103,7 +103,7 @@ def test_a_missing_daemon_is_an_infrastructure_error_not_a_zero(course, monkeypa
 
     b.submit(course, "alice", b.solved(course))
     coordinator = Coordinator(course, b.MINI, FAST)
-    task = coordinator.task(coordinator.prepare(), "alice", exclusive=False)
+    task = coordinator.task(coordinator.prepare(), "alice")
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing.sock")
     result = grade_task(task)
     assert result.status == Status.INFRASTRUCTURE and "DockerException" in result.detail

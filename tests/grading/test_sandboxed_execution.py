@@ -26,7 +26,8 @@ PROBE = textwrap.dedent("""\
 
     found = {"uid": os.getuid(), "docker_host": os.environ.get("DOCKER_HOST", "")}
     try:
-        client.containers.run(BUSYBOX_IMAGE, ["true"], privileged=True, remove=True)
+        client.containers.run(BUSYBOX_IMAGE, ["true"], privileged=True, remove=True,
+                              name=f"{NAMESPACE}-privileged")
         found["privileged"] = "allowed"
     except docker.errors.APIError as error:
         found["privileged"] = error.explanation
@@ -100,8 +101,7 @@ def test_without_confinement_the_kernel_is_the_graders_user(tmp_path, no_leftove
 
 def test_without_the_gatekeeper_the_kernel_uses_the_daemon_itself(tmp_path, no_leftovers):
     """--no-gatekeeper (trusted notebooks): no proxy and no confinement, or it could not connect."""
-    # The probe's unnamed, unlabelled container is found by the exclusive sweep's snapshot diff.
-    found, outcome = _execute(tmp_path, gatekeeper=False, exclusive_daemon=True)
+    found, outcome = _execute(tmp_path, gatekeeper=False)
     assert "course-gatekeeper-" not in found["docker_host"]
     assert found["uid"] == os.getuid()
     assert "gatekeeper refused" not in found["privileged"]
