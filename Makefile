@@ -1,5 +1,8 @@
 # The two commands of the README: `make demo` (the main job) and `make test`. Both set up
 # everything on a fresh machine: a virtual environment, a Docker daemon, the course images.
+# COURSE_ENGINE (20.10, 26.1 or auto) chooses the Docker Engine `course setup` provides; auto
+# keeps the one there, or installs 26.1. `make test` runs the suite on 20.10 (its
+# tests/test_other_engine.py grades every notebook on 26.1 in a side daemon as well).
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
@@ -9,6 +12,7 @@ STAMP := $(VENV)/.installed
 demo: setup
 	$(VENV)/bin/course demo
 
+test: export COURSE_ENGINE ?= 20.10
 test: setup
 	./scripts/install-test-tools
 	COURSE_TEST_POSTGRES_URL="$$(./scripts/start-postgres)" $(VENV)/bin/pytest

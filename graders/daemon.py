@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -20,12 +21,18 @@ from docker.context import ContextAPI
 from docker.errors import DockerException
 from requests.exceptions import RequestException
 
+from . import engines
 from .apt import apt_install
+from .engines import DAEMON_JSON, EngineError, Facts, engine_of, plan_setup
 from .errors import DaemonUnavailable
 
 #: dockerd refuses to start while this file names a process, even one that is long gone.
 PID_FILE = Path("/var/run/docker.pid")
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+#: Set in the environment of every dockerd `course` starts, valued with its log's path: how a
+#: later `course setup` knows it may stop that dockerd to change its engine or image store.
+#: (/proc/<pid>/environ keeps a process's initial environment; only root reads a root one's.)
+STARTED_MARK = "DOCKER_COURSE_STARTED"
 
 Step = Callable[[str], None]
 
@@ -53,6 +60,8 @@ class DaemonStatus:
     pid: int | None = None  # the dockerd we started or waited for
     log_path: Path | None = None
     notes: tuple[str, ...] = ()  # e.g. a stale pid file removed
+    engine: str | None = None  # the engine installed, when one was asked for or installed
+    replaced: str | None = None  # the engine of the dockerd stopped to make way for ``engine``
 
     @property
     def summary(self) -> str:
@@ -60,8 +69,11 @@ class DaemonStatus:
         parts = [f"pid {self.pid}"] if self.pid else []
         if self.how == "started":
             parts.append(f"log {self.log_path}")
+        if self.replaced:
+            parts.append(f"replaced the Engine {self.replaced} dockerd `course` had started")
         if self.installed:
-            parts.append("docker.io installed")
+            parts.append(f"docker.io {self.engine} installed" if self.engine
+                         else "docker.io installed")
         details = f" ({', '.join(parts)})" if parts else ""
         notes = "".join(f" {note}" for note in self.notes)
         return f"{self.how}{details}, {self.via}{notes}"
@@ -199,47 +211,148 @@ def _manual_remedy() -> str:
     )
 
 
+def started_by_course(pid: int) -> bool:
+    """Whether dockerd ``pid`` was started by `course` (it carries STARTED_MARK)."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    return any(entry.startswith(f"{STARTED_MARK}=".encode()) for entry in environ.split(b"\0"))
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie nobody reaped yet has ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def stop_dockerd(pid: int, timeout: float = 60) -> None:
+    """Stop dockerd ``pid`` as its init script does (SIGTERM: it stops its containers and
+    containerd), waiting up to ``timeout`` seconds."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            raise EngineError(f"dockerd (pid {pid}) did not stop within {timeout:g} s.",
+                              f"Stop it by hand (`kill {pid}`), then run the same command again.")
+        time.sleep(0.2)
+
+
 def ensure_daemon(
-    log_path: Path, wait_seconds: float = 60, on_step: Step | None = None
+    log_path: Path, wait_seconds: float = 60, on_step: Step | None = None,
+    engine: str = "auto", image_store: str | None = None, config_path: Path = DAEMON_JSON,
 ) -> DaemonStatus:
     """Use the daemon that answers, or install and start Debian's dockerd when we are root.
 
     Only the default local socket is ever served by a daemon we start: if DOCKER_HOST or a CLI
     context names another, starting a local one would hide the real problem.
+
+    ``engine`` ("20.10", "26.1", or "auto": whatever is there, else the current one) and
+    ``image_store`` ("classic", "containerd", or None: as configured) say what is wanted; a
+    running dockerd is stopped for them only if `course` started it (engines.plan_setup).
+    ``config_path`` is the daemon.json the image store is written to.
     """
     step = on_step or (lambda _message: None)
     began = time.monotonic()
     via = daemon_endpoint()
     problem = _probe(timeout=3)
-    if problem is None:
+    as_found = engine == "auto" and image_store is None
+    if problem is None and as_found:
         return DaemonStatus("already running", via, time.monotonic() - began)
-    if not _is_default_local() or _DENIED in problem.message:
+    if problem is not None and (not _is_default_local() or _DENIED in problem.message):
         # Another daemon was asked for, or ours runs and only access to it is missing.
         raise problem
-    if sys.platform != "linux" or os.geteuid() != 0:
-        raise DaemonUnavailable(problem.message, _manual_remedy())
+    if as_found:
+        if sys.platform != "linux" or os.geteuid() != 0:
+            raise DaemonUnavailable(problem.message, _manual_remedy())
+        installed = None
+        if shutil.which("dockerd") is None:
+            installed = engines.CURRENT
+            step(f"dockerd is not installed: installing Debian's docker.io (Engine {installed})")
+            engines.install_engine(installed, step, installer=apt_install, exact=False)
+        return _start_local(log_path, began + wait_seconds, step, began, via, installed,
+                            config_path)
 
-    installed = False
-    if shutil.which("dockerd") is None:
-        step("dockerd is not installed: installing Debian's docker.io")
-        apt_install(["docker.io"], DaemonUnavailable, step)
-        installed = True
+    facts, pid = _facts(problem is None, via, config_path)
+    plan = plan_setup(engine, image_store, facts)
+    if plan.refuse:
+        raise EngineError(plan.refuse, plan.remedy)
+    if problem is None and not (plan.stop or plan.install or plan.write_store):
+        return DaemonStatus("already running", via, time.monotonic() - began,
+                            engine=facts.running)
+    if sys.platform != "linux" or os.geteuid() != 0:
+        message = problem.message if problem else (
+            f"Engine {plan.engine} with the {image_store or 'configured'} image store needs "
+            "changes only root can make.")
+        raise DaemonUnavailable(message, _manual_remedy())
+    if plan.stop and pid is not None:
+        step(f"Stopping dockerd (pid {pid}, Engine {facts.running}, started by `course`)")
+        stop_dockerd(pid)
+    if plan.install:
+        step(f"Installing Debian's docker.io of Engine {plan.engine}"
+             + (f" (Engine {facts.installed} is installed)" if facts.installed else ""))
+        engines.install_engine(plan.engine, step, installer=apt_install,
+                               exact=engine != "auto")
+        found = engines.installed_engine()
+        if engine != "auto" and found != plan.engine:
+            raise EngineError(f"apt installed docker.io, but its dockerd is Engine {found}, "
+                              f"not {plan.engine}.", "Install it by hand: `sudo apt-get install "
+                              f"docker.io/{engines.SUITES[plan.engine]}`.")
+    if plan.write_store and engines.set_image_store(plan.write_store, config_path):
+        step(f"{config_path}: the {plan.write_store} image store")
+    status = _start_local(log_path, time.monotonic() + wait_seconds, step, began, via,
+                          plan.engine if plan.install else None, config_path)
+    if plan.stop:
+        status = DaemonStatus(**{**status.__dict__, "replaced": facts.running})
+    return status
+
+
+def _facts(answers: bool, via: str, config_path: Path) -> tuple[Facts, int | None]:
+    """What runs (engine, image store, started by `course`?) and what is installed."""
+    local = _is_default_local()
+    running = store = None
+    if answers:
+        client = docker_client(timeout=10)
+        try:
+            running = engine_of(client.version().get("Version"))
+            store = engines.image_store(client.info())
+        finally:
+            client.close()
+    pid = running_dockerd()[0] if local else None
+    if pid is not None and running is None:  # it runs but does not answer (yet)
+        running = engines.process_engine(pid)
+        store = engines.configured_store(config_path)
+    facts = Facts(running=running, running_store=store, installed=engines.installed_engine(),
+                  ours=pid is not None and started_by_course(pid), local=local, via=via)
+    return facts, pid
+
+
+def _start_local(log_path: Path, deadline: float, step: Step, began: float, via: str,
+                 installed: str | None, config_path: Path) -> DaemonStatus:
+    """Start the local dockerd (or wait for the one that runs) until it answers."""
     pid, note = running_dockerd()
     notes = (note,) if note else ()
     if note:
         step(note)
     process = None
     if pid is None:
-        process = _start_dockerd(log_path)
+        process = _start_dockerd(log_path) if config_path == DAEMON_JSON \
+            else _start_dockerd(log_path, config_path)
         pid, how = process.pid, "started"
         step(f"Started dockerd (pid {pid}); its log is {log_path}")
     else:
         how = "waited for"
         step(f"dockerd (pid {pid}) runs but does not answer yet: waiting for it")
-    _wait_for(pid, process, log_path, began + wait_seconds)
+    _wait_for(pid, process, log_path, deadline)
     return DaemonStatus(
-        how, via, time.monotonic() - began, installed=installed, pid=pid, log_path=log_path,
-        notes=notes,
+        how, via, time.monotonic() - began, installed=installed is not None, pid=pid,
+        log_path=log_path, notes=notes, engine=installed,
     )
 
 
@@ -270,11 +383,17 @@ def _wait_for(
         )
 
 
-def _start_dockerd(log_path: Path) -> subprocess.Popen:
-    """Start dockerd in its own session, so it outlives us and our Ctrl-C never reaches it."""
+def _start_dockerd(log_path: Path, config_path: Path = DAEMON_JSON) -> subprocess.Popen:
+    """Start dockerd in its own session, so it outlives us and our Ctrl-C never reaches it.
+
+    It carries STARTED_MARK, so a later `course setup` may stop it to change its engine.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    argv = ["dockerd"] if config_path == DAEMON_JSON else \
+        ["dockerd", "--config-file", str(config_path)]
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            ["dockerd"], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True,
+            env={**os.environ, STARTED_MARK: str(log_path)},
         )

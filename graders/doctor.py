@@ -19,6 +19,7 @@ from docker.errors import DockerException
 from requests.exceptions import RequestException
 
 from .daemon import daemon_endpoint, docker_client
+from .engines import ENGINES, engine_of, image_store
 from .errors import CourseError, DaemonUnavailable
 from .images import image_state
 from .settings import COURSE_IMAGES
@@ -61,6 +62,7 @@ def _docker_checks(timeout: float) -> list[Check]:
             _api_version(client, version),
             _server_version(version),
             _storage_driver(info),
+            _image_store(info),
             _cgroups(info),
         ]
         checks += [_image(client, name) for name in COURSE_IMAGES]
@@ -81,9 +83,17 @@ def _api_version(client: docker.DockerClient, version: dict) -> Check:
 
 
 def _server_version(version: dict) -> Check:
+    """Which engine answers: its version, API version and containerd, and whether the course
+    is tested on it (ENGINES; any later one is expected to work)."""
     text = version.get("Version", "")
     numbers = tuple(int(part) for part in re.findall(r"\d+", text)[:2])
-    detail = f"Engine {text} on {version.get('Os', '?')}/{version.get('Arch', '?')}"
+    components = {c.get("Name"): c.get("Version") for c in version.get("Components") or []}
+    detail = (f"Engine {text} (API {version.get('ApiVersion', '?')}) on "
+              f"{version.get('Os', '?')}/{version.get('Arch', '?')}")
+    if components.get("containerd"):
+        detail += f", containerd {components['containerd']}"
+    if engine_of(text) not in ENGINES:
+        detail += f"; the course is tested on Engine {' and '.join(ENGINES)}"
     if numbers >= MIN_SERVER_VERSION:
         return Check("Docker server version", True, detail)
     wanted = ".".join(map(str, MIN_SERVER_VERSION))
@@ -97,6 +107,16 @@ def _storage_driver(info: dict) -> Check:
         return Check("Storage driver", True, "vfs (works, but slow: overlay2 is usual)")
     return Check("Storage driver", bool(driver), driver or "unknown",
                  "" if driver else "Check `docker info`: the daemon reports no storage driver.")
+
+
+def _image_store(info: dict) -> Check:
+    """classic (the graph driver keeps images, e.g. overlay2) or containerd (its snapshotters:
+    the "containerd-snapshotter" feature of Engine 24+); the course runs on both."""
+    store = image_store(info)
+    driver = info.get("Driver") or "?"
+    detail = (f"containerd (snapshotter {driver})" if store == "containerd"
+              else f"classic (graph driver {driver})")
+    return Check("Image store", True, detail)
 
 
 def _cgroups(info: dict) -> Check:

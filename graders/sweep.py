@@ -19,6 +19,27 @@ from docker.errors import APIError, ImageNotFound, NotFound
 from .daemon_lock import removing_images
 from .settings import COURSE_IMAGES, NAMESPACE_LABEL, PROVISIONED_LABEL
 
+#: How often an image listing is asked again when it trips over an image being removed.
+LIST_ATTEMPTS = 10
+
+
+def list_images(api, **kwargs) -> list[dict]:
+    """``api.images(**kwargs)``, asked again when the listing trips over an image removed meanwhile.
+
+    With the containerd image store, Engine 26.1 lists the images and then reads each one's
+    content: an image another build or removal deletes in between makes the whole listing fail
+    with 404 (*"content digest sha256:...: not found"*), here about one listing in ten while two
+    builds came and went. The classic store (and Engine 20.10) never answers a listing 404.
+    """
+    for attempt in range(LIST_ATTEMPTS):
+        try:
+            return api.images(**kwargs)
+        except NotFound:
+            if attempt == LIST_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
 
 @dataclass
 class Removed:
@@ -56,7 +77,7 @@ class Snapshot:
             containers=frozenset(c["Id"] for c in api.containers(all=True)),
             volumes=frozenset(v["Name"] for v in api.volumes().get("Volumes") or []),
             networks=frozenset(n["Id"] for n in api.networks()),
-            images=frozenset(i["Id"] for i in api.images(all=True)),
+            images=frozenset(i["Id"] for i in list_images(api, all=True)),
         )
 
 
@@ -72,7 +93,7 @@ def course_image_ids(client: docker.DockerClient) -> set[str]:
             ids.add(client.api.inspect_image(name)["Id"])
         except (ImageNotFound, NotFound):
             pass
-    for image in client.api.images(filters={"label": PROVISIONED_LABEL}):
+    for image in list_images(client.api, filters={"label": PROVISIONED_LABEL}):
         if (image.get("Labels") or {}).get(PROVISIONED_LABEL) in (image.get("RepoTags") or []):
             ids.add(image["Id"])
     return ids
@@ -127,7 +148,7 @@ def _remove_images(client: docker.DockerClient, images: set[str], removed: Remov
     if not images:
         return
     api = client.api
-    created = {i["Id"]: i.get("Created", 0) for i in api.images(all=True)}
+    created = {i["Id"]: i.get("Created", 0) for i in list_images(api, all=True)}
     pending = sorted(images, key=lambda i: created.get(i, 0), reverse=True)
     with removing_images():
         for _ in range(3):
@@ -135,7 +156,7 @@ def _remove_images(client: docker.DockerClient, images: set[str], removed: Remov
             for iid in pending:
                 _remove(lambda i=iid: api.remove_image(i, force=True),
                         iid.removeprefix("sha256:")[:12], removed.images, failures)
-            left = {i for i in pending if i in {x["Id"] for x in api.images(all=True)}}
+            left = {i for i in pending if i in {x["Id"] for x in list_images(api, all=True)}}
             if not left or len(left) == len(pending):
                 removed.failures.extend(failures)
                 return
@@ -172,7 +193,7 @@ def remove_namespace(
     containers = {c["Id"] for c in api.containers(all=True) if owned(c, *c.get("Names") or [])}
     networks = {n["Id"] for n in api.networks() if owned(n, n["Name"])}
     volumes = {v["Name"] for v in api.volumes().get("Volumes") or [] if owned(v, v["Name"])}
-    listed = api.images(all=True)
+    listed = list_images(api, all=True)
     images = {i["Id"] for i in listed if owned(i)}
     tags = {tag for i in listed for tag in i.get("RepoTags") or []
             if match_names and namespace in tag}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ from docker.errors import APIError
 
 from ..daemon_lock import removing_images
 from ..settings import GATEKEEPER_LABEL
+from ..sweep import LIST_ATTEMPTS, list_images
 from .calls import Call
 from .dockerfile import sources, trigger_instructions
 from .rules import Refused, filter_flag, normalise, prune_filter, registry_of, split_reference
@@ -62,7 +64,7 @@ class ImageRules:
         return Forward(call, **kwargs)
 
     def _count_images(self) -> int:
-        return sum(1 for image in self.api.images() if self.owner.listed_image_is_own(image)
+        return sum(1 for image in list_images(self.api) if self.owner.listed_image_is_own(image)
                    and image["Id"] not in self.owner.base_ids)
 
     def check_cap(self) -> None:
@@ -119,8 +121,20 @@ class ImageRules:
 
         def visible(image: dict) -> bool:
             return image["Id"] in self.owner.base_ids or self.owner.listed_image_is_own(image)
-        return self._forward(call, transform=json_transform(
-            lambda items: [i for i in items if visible(i)]))
+        shown = json_transform(lambda items: [i for i in items if visible(i)])
+
+        def transform(response: Response) -> Response:
+            # A listing that met an image being removed (Engine 26.1, containerd store, see
+            # sweep.list_images) is asked again, as the same request.
+            for attempt in range(LIST_ATTEMPTS - 1):
+                if response.status != 404:
+                    break
+                time.sleep(0.05 * (attempt + 1))
+                again = self.api.get(self.api.base_url + call.target, timeout=60)
+                response.status, response.reason = again.status_code, again.reason
+                response.body = again.content
+            return shown(response)
+        return self._forward(call, transform=transform)
 
     def save(self, call: Call, *_) -> Forward:
         for name in call.params("names"):
@@ -185,7 +199,7 @@ class ImageRules:
         other submissions move their own names, which is none of this one's business. Names
         that now point at the submission's images become its own.
         """
-        images = self.api.images(all=True)  # one listing serves both snapshots
+        images = list_images(self.api, all=True)  # one listing serves both snapshots
         taken = {tag: image["Id"] for image in images
                  if image["Id"] in self.owner.base_ids or not self.owner.listed_image_is_own(image)
                  for tag in image.get("RepoTags") or [] if tag != "<none>:<none>"}
@@ -195,7 +209,7 @@ class ImageRules:
             wanted = {normalise(name) for name in names()}
             new = {i for i in wanted if IMAGE_ID.match(i)} - before
             self.owner.claim_images(*new)
-            for image in self.api.images():
+            for image in list_images(self.api):
                 for tag in image.get("RepoTags") or []:
                     if normalise(tag) not in wanted:
                         continue
@@ -276,7 +290,7 @@ class ImageRules:
         dangling = filter_flag(filters.get("dangling"), default=True)
         used = {container["ImageID"] for container in self.api.containers(all=True)}
         deleted, space = [], 0
-        images = self.api.images(filters={"dangling": True} if dangling else None)
+        images = list_images(self.api, filters={"dangling": True} if dangling else None)
         chosen = [image for image in sorted(images, key=lambda i: i.get("Created", 0), reverse=True)
                   if image["Id"] not in used and image["Id"] not in self.owner.base_ids
                   and choose(image) and self.owner.listed_image_is_own(image)

@@ -25,6 +25,7 @@ import docker
 from docker.errors import APIError
 
 from ..settings import GATEKEEPER_LABEL
+from ..sweep import list_images
 from . import schemas as E
 from .binds import BindPins
 from .calls import Call
@@ -146,7 +147,7 @@ class DiskWatch:
 
     def measure(self) -> int:
         api, label = self._api, self.owner.label
-        images = {image["Id"]: image.get("Size", 0) for image in api.images()
+        images = {image["Id"]: image.get("Size", 0) for image in list_images(api)
                   if image["Id"] not in self.owner.base_ids
                   and self.owner.listed_image_is_own(image)}
         containers = api.containers(all=True, size=True, filters={"label": label})
@@ -627,6 +628,9 @@ class Policy:
         unknown = set(filters) - {"label", "label!", "all"}
         if unknown:
             raise Refused("bad-filters", f"unsupported filter {', '.join(sorted(unknown))}", 400)
+        if "all" in filters and api_version(self.api.api_version) < (1, 42):
+            # the daemon itself predates the filter: refuse it as Engine 20.10 does
+            raise Refused("bad-filters", "Invalid filter 'all'", 400)
         choose = prune_filter({key: filters[key] for key in ("label", "label!") if key in filters})
         named_too = filter_flag(filters.get("all"), default=False) or \
             api_version(call.version or self.api.api_version) < (1, 42)

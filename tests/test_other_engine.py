@@ -1,0 +1,198 @@
+"""Every course notebook graded on the OTHER Docker Engine: 26.1 when the main daemon runs 20.10
+(and the reverse), in a side daemon of its own beside the main one.
+
+The engine is Debian's docker.io of the other release, unpacked into a cache folder without
+installing anything (graders.engines.provide_engine); the side daemon (graders.side_daemon) has
+its own socket, data, bridge and containerd namespace, gets the course images, and both editions
+of every notebook are graded on it as tests/test_course_notebooks.py grades them on the main
+one (graders.validate.grade_all_editions): the solution earns full marks, the untouched release
+nothing. The engine the grading ran on is written to the terminal, so a CI log shows both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import docker
+import pytest
+from conftest import ROOT
+
+from graders import engines
+from graders.release import source_assignments
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+ASSIGNMENTS = source_assignments(ROOT)
+#: Whole grading run on the side daemon; both editions of 19 notebooks take about 3 min here.
+GRADING_TIMEOUT = 1200
+
+
+def _why_not() -> str | None:
+    if sys.platform != "linux":
+        return "a second dockerd needs Linux"
+    if os.geteuid() != 0:
+        return "a second dockerd needs root"
+    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        return "the other engine comes from Debian's apt (apt-get and dpkg-deb not found)"
+    return None
+
+
+def _say(request, line: str) -> None:
+    """A line in the terminal even when pytest captures output: the CI log must show it."""
+    reporter = request.config.pluginmanager.getplugin("terminalreporter")
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_line(line)
+    else:
+        print(line)
+
+
+def _engine_line(client: docker.DockerClient) -> str:
+    return engines.describe(client.version(), client.info())
+
+
+@pytest.fixture(scope="module")
+def side(client, request, tmp_path_factory):
+    """The other engine in a side daemon with the course images: (engine, daemon, client)."""
+    reason = _why_not()
+    if reason:
+        pytest.skip(reason)
+    from graders.side_daemon import SideDaemon
+
+    main_engine = engines.engine_of(client.version().get("Version"))
+    engine = engines.other_engine(main_engine)
+    began = time.monotonic()
+    bin_dir = engines.provide_engine(engine, on_step=lambda step: _say(request, f"  {step}"))
+    fetched = time.monotonic() - began
+    daemon = SideDaemon("other-engine", bin_dir=bin_dir)
+    daemon.start(timeout=90)
+    try:
+        daemon.provision()
+        started = time.monotonic() - began - fetched
+        side_client = docker.DockerClient(base_url=daemon.docker_host, version="auto",
+                                          timeout=60)
+        _say(request, f"engines: main daemon {_engine_line(client)}")
+        _say(request, f"engines: other daemon ({daemon.docker_host}) {_engine_line(side_client)}"
+                      f" [fetched in {fetched:.1f} s, started and provisioned in {started:.1f} s]")
+        yield engine, daemon, side_client, bin_dir
+        side_client.close()
+    finally:
+        daemon.stop(remove_data=True)
+
+
+def _grade_here(docker_host: str, out: str) -> None:
+    """In a process of its own (its grading workers must inherit DOCKER_HOST, and a fork server
+    started earlier in the test session would not have it): grade both editions of every
+    assignment on the daemon at ``docker_host``, writing the scores to ``out`` as JSON."""
+    os.environ["DOCKER_HOST"] = docker_host
+    from graders.grading import GradingOptions
+    from graders.pool import LocalPool, default_workers
+    from graders.validate import grade_all_editions
+
+    pool = LocalPool(default_workers())
+    try:
+        editions = grade_all_editions(ROOT, ASSIGNMENTS, Path(out).parent,
+                                      GradingOptions(feedback=False, cell_timeout=90), pool)
+    finally:
+        pool.close()
+    found = {}
+    for assignment, graded in editions.items():
+        errors = []
+        for cell in (graded.solved_notebook.cells if graded.solved_notebook else []):
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error":
+                    name = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+                    errors.append(f"{name or cell.get('id')}: {output.get('ename')}: "
+                                  f"{str(output.get('evalue'))[:300]}")
+        found[assignment] = {"solution": graded.solution, "release": graded.release,
+                             "statuses": graded.statuses, "errors": errors}
+    Path(out).write_text(json.dumps(found))
+
+
+@pytest.fixture(scope="module")
+def graded(side, request, tmp_path_factory):
+    engine, daemon, side_client, _bin = side
+    out = tmp_path_factory.mktemp("other-engine") / "editions.json"
+    began = time.monotonic()
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import test_other_engine as t; "
+            "t._grade_here(sys.argv[2], sys.argv[3])")
+    done = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent),
+                           daemon.docker_host, str(out)], capture_output=True, text=True,
+                          timeout=GRADING_TIMEOUT, env={**os.environ,
+                                                        "DOCKER_HOST": daemon.docker_host})
+    seconds = time.monotonic() - began
+    assert done.returncode == 0, f"grading on Engine {engine} failed:\n{done.stderr[-3000:]}"
+    _say(request, f"engines: graded {len(ASSIGNMENTS)} notebooks x 2 editions on Engine "
+                  f"{side_client.version()['Version']} in {seconds:.0f} s")
+    return json.loads(out.read_text())
+
+
+def test_the_side_daemon_runs_the_other_engine(client, side):
+    engine, daemon, side_client, bin_dir = side
+    assert engines.engine_of(side_client.version()["Version"]) == engine
+    assert engine != engines.engine_of(client.version()["Version"])
+    assert not (bin_dir / "runc").exists()
+    runc = {c["Name"]: c for c in side_client.version().get("Components", [])}.get("runc", {})
+    # The system's runc, not the other release's (trixie's needs a newer glibc than bookworm's).
+    system_runc = engines.binary_version("runc") or ""
+    assert system_runc and system_runc.split("+")[0] in runc.get("Version", ""), runc
+
+
+def test_doctor_names_the_other_engine(side, monkeypatch):
+    from graders.doctor import diagnose
+
+    engine, daemon, _client, _bin = side
+    monkeypatch.setenv("DOCKER_HOST", daemon.docker_host)
+    checks = {check.name: check for check in diagnose()}
+    assert checks["Docker daemon"].ok and daemon.docker_host in checks["Docker daemon"].detail
+    assert f"Engine {engine}." in checks["Docker server version"].detail
+    assert checks["Image store"].ok and checks["Image store"].detail.startswith("classic")
+    assert checks["Image busybox:1.35.0"].ok and checks["Image registry:2"].ok
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_solution_scores_full_marks_on_the_other_engine(graded, assignment):
+    editions = graded[assignment]
+    assert editions["statuses"]["solution"] == "graded", editions["statuses"]
+    not_full = [name for name, (score, top) in editions["solution"].items() if score != top]
+    assert not not_full, f"grade cells that fail on the solution: {not_full}; errors: " \
+                         f"{editions['errors']}"
+    assert sum(top for _, top in editions["solution"].values()) > 0
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_untouched_release_scores_zero_on_the_other_engine(graded, assignment):
+    editions = graded[assignment]
+    assert editions["statuses"]["release"] == "graded", editions["statuses"]
+    not_zero = [name for name, (score, _) in editions["release"].items() if score != 0]
+    assert not not_zero, f"grade cells that pass on the unsolved release: {not_zero}"
+
+
+def test_containerd_image_store_on_26(side, request):
+    """Engine 26.1 with the containerd image store (what `course setup --image-store containerd`
+    writes into daemon.json), on bookworm's containerd 1.6: the doctor's reading of it, the course
+    images provided, a container run from them."""
+    engine, _daemon, _client, bin_dir = side
+    if engine not in engines.CONTAINERD_STORE_ENGINES:
+        pytest.skip(f"Engine {engine} has only the classic image store")
+    from graders.side_daemon import SideDaemon
+
+    with SideDaemon("other-store", bin_dir=bin_dir,
+                    features={engines.SNAPSHOTTER_FEATURE: True}) as store_daemon:
+        store_daemon.provision()
+        store_client = docker.DockerClient(base_url=store_daemon.docker_host, version="auto",
+                                           timeout=60)
+        try:
+            info = store_client.info()
+            _say(request, f"engines: containerd store daemon {_engine_line(store_client)}")
+            assert engines.image_store(info) == "containerd", info.get("DriverStatus")
+            output = store_client.containers.run("busybox:1.35.0", ["echo", "stored"],
+                                                 remove=True)
+            assert output.strip() == b"stored"
+        finally:
+            store_client.close()
