@@ -1,21 +1,17 @@
-"""A second Docker daemon beside the main one: its own socket, data, bridge and containerd.
+"""A second Docker daemon beside the main one: its own socket, data, containerd and network.
 
 Grading past one machine (a Dask worker per daemon) and grading on the other engine both need a
 daemon that shares nothing with the one a user already runs. A side daemon gets, all named
 after it: a socket ``/run/course-<name>.sock``, a data root, a short exec root (containerd's
 sockets live there and Unix socket paths are short), a pid file, a containerd of its own, a
-bridge of its own with a /16 block of addresses no other interface uses, and a daemon.json of
-its own (the system's may ask for another image store).
+daemon.json of its own (the system's may ask for another image store), and a network namespace
+of its own, as a machine of its own would have: its own ``docker0``, its own iptables, its own
+loopback. So it runs with Docker's defaults, inter-container rules and published ports included,
+and touches nothing of the host's network (two dockerds in one network namespace fight over the
+iptables chains and the ``docker0`` link).
 
-Two traps of running dockerds side by side, and what is done about them:
-
-- dockerd deletes the host's ``docker0`` link when its own network store remembers a default
-  bridge network and address pools are set, which takes the main daemon's bridge away; the
-  store is removed before every start, so it never remembers one.
-- Two dockerds must not both manage iptables (their chains have the same names), so a side
-  daemon runs with ``--iptables=false``; the main daemon's FORWARD policy (DROP) would then drop
-  traffic between its containers, so one rule accepts bridged traffic inside its block, and is
-  removed on stop.
+The socket is a file, so any process reaches the daemon; what connects to its containers'
+published ports (``127.0.0.1:PORT``) must run inside its namespace: ``daemon.inside(argv)``.
 """
 
 from __future__ import annotations
@@ -39,29 +35,10 @@ from .errors import CourseError
 
 Step = Callable[[str], None]
 
-#: Blocks 10.<FIRST_BLOCK + k>.0.0/16, one per side daemon: the bridge takes .255.0/24 of it,
-#: the networks the daemon creates take /24s of the lower half.
-FIRST_BLOCK, BLOCKS = 64, 64
-
-
 class SideDaemonError(CourseError):
     """A side daemon could not be started or stopped cleanly."""
 
-    remedy = "A side daemon needs Linux, root, dockerd, containerd and iptables."
-
-
-def _free_block(name: str) -> int:
-    """The first block, from one the name hashes to, that no interface or route of the host uses."""
-    used = subprocess.run(["ip", "-o", "-4", "route", "show", "table", "all"],
-                          capture_output=True, text=True, timeout=10).stdout
-    used += subprocess.run(["ip", "-o", "-4", "addr"], capture_output=True, text=True,
-                           timeout=10).stdout
-    start = zlib.crc32(name.encode()) % BLOCKS
-    for offset in range(BLOCKS):
-        block = FIRST_BLOCK + (start + offset) % BLOCKS
-        if f" 10.{block}." not in used:
-            return block
-    raise SideDaemonError("Every address block for side daemons (10.64.0.0/10) is in use.")
+    remedy = "A side daemon needs Linux, root, dockerd, containerd, iptables, ip and nsenter."
 
 
 class SideDaemon:
@@ -83,9 +60,8 @@ class SideDaemon:
         self.data_root = Path(f"/var/lib/course-{name}")
         self.exec_root = Path(f"/run/cd-{zlib.crc32(name.encode()):08x}")
         self.pid_file = Path(f"/run/course-{name}.pid")
-        self.bridge = f"cbr{zlib.crc32(name.encode()):08x}"[:15]
+        self.netns = f"course-{name}"
         self.log_dir = log_dir or self.data_root / "logs"
-        self.block: int | None = None
         self._dockerd: subprocess.Popen | None = None
         self._containerd: subprocess.Popen | None = None
 
@@ -93,9 +69,9 @@ class SideDaemon:
     def docker_host(self) -> str:
         return f"unix://{self.socket}"
 
-    @property
-    def subnet(self) -> str:
-        return f"10.{self.block}.0.0/16"
+    def inside(self, argv: list[str]) -> list[str]:
+        """``argv`` run in the daemon's network namespace (the host's filesystem, as is)."""
+        return ["nsenter", f"--net=/run/netns/{self.netns}", *argv]
 
     def _binary(self, name: str) -> str:
         if self.bin_dir and (self.bin_dir / name).exists():
@@ -116,13 +92,11 @@ class SideDaemon:
         if os.geteuid() != 0:
             raise SideDaemonError("A side daemon needs root.")
         self.stop(remove_data=False)  # whatever a crashed run of the same name left
-        self.block = _free_block(self.name)
         for folder in (self.data_root, self.exec_root, self.log_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        (self.data_root / "network/files/local-kv.db").unlink(missing_ok=True)
         try:
-            self._add_bridge()
-            self._accept_bridged(True)
+            _run(["ip", "netns", "add", self.netns])
+            _run(self.inside(["ip", "link", "set", "lo", "up"]))
             deadline = time.monotonic() + timeout
             self._containerd = self._spawn(self._containerd_argv(), "containerd.log")
             self._wait(lambda: (self.exec_root / "containerd.sock").exists(), deadline,
@@ -153,10 +127,6 @@ class SideDaemon:
             "--host", self.docker_host, "--data-root", str(self.data_root),
             "--exec-root", str(self.exec_root), "--pidfile", str(self.pid_file),
             "--containerd", str(self.exec_root / "containerd.sock"),
-            "--containerd-namespace", f"course-{self.name}",
-            "--containerd-plugins-namespace", f"course-{self.name}-plugins",
-            "--bridge", self.bridge, "--iptables=false", "--ip6tables=false",
-            "--default-address-pool", f"base=10.{self.block}.0.0/17,size=24",
         ]
         if self.bin_dir and (self.bin_dir / "docker-proxy").exists():
             argv += ["--userland-proxy-path", str(self.bin_dir / "docker-proxy")]
@@ -164,7 +134,7 @@ class SideDaemon:
 
     def _spawn(self, argv: list[str], log_name: str) -> subprocess.Popen:
         with open(self.log_dir / log_name, "ab") as log:
-            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+            return subprocess.Popen(self.inside(argv), stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True,
                                     close_fds=True, env=self._env())
 
@@ -186,26 +156,6 @@ class SideDaemon:
                                       f"{self.log_dir / log_name}:\n{tail}")
             time.sleep(0.2)
 
-    def _add_bridge(self) -> None:
-        _run(["ip", "link", "add", self.bridge, "type", "bridge"])
-        _run(["ip", "addr", "add", f"10.{self.block}.255.1/24", "dev", self.bridge])
-        _run(["ip", "link", "set", self.bridge, "up"])
-
-    def _accept_bridged(self, add: bool) -> None:
-        """Insert (or delete) the FORWARD rule letting this daemon's containers talk on a
-        bridge of its own, as the main daemon's rules let its own; routed traffic between its
-        networks stays dropped, so networks remain apart."""
-        if self.block is None or shutil.which("iptables") is None:
-            return
-        rule = ["FORWARD", "-m", "physdev", "--physdev-is-bridged", "-s", self.subnet,
-                "-d", self.subnet, "-j", "ACCEPT"]
-        if add:
-            _run(["iptables", "-I", *rule])
-        else:
-            while subprocess.run(["iptables", "-D", *rule], capture_output=True,
-                                 timeout=10).returncode == 0:
-                pass
-
     # --- provision and stop ---------------------------------------------------------------
 
     def client(self, timeout: float = 60) -> docker.DockerClient:
@@ -219,7 +169,7 @@ class SideDaemon:
             ensure_images(client, on_step=on_step)
 
     def stop(self, remove_data: bool = True) -> None:
-        """Remove its containers, stop dockerd and containerd, take the bridge and rule away;
+        """Remove its containers, stop dockerd and containerd, delete its network namespace;
         with ``remove_data`` its images and volumes go too. Safe to call twice."""
         if self._answers():
             try:
@@ -233,8 +183,7 @@ class SideDaemon:
                 _terminate(process.pid, process)
         self._dockerd = self._containerd = None
         self._stray_processes()
-        self._accept_bridged(False)
-        subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True, timeout=10)
+        subprocess.run(["ip", "netns", "delete", self.netns], capture_output=True, timeout=10)
         self.socket.unlink(missing_ok=True)
         _unmount_under(self.exec_root)
         shutil.rmtree(self.exec_root, ignore_errors=True)
@@ -243,16 +192,12 @@ class SideDaemon:
             shutil.rmtree(self.data_root, ignore_errors=True)
 
     def _stray_processes(self) -> None:
-        """Stop a dockerd or containerd of an earlier run of this name (its command line names
-        this daemon's socket or containerd config; a pid file alone could name a reused pid)."""
-        marks = (str(self.exec_root / "containerd.toml"), str(self.socket))
-        for proc in Path("/proc").glob("[0-9]*"):
-            try:
-                argv = (proc / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if any(mark.encode() in part for part in argv for mark in marks):
-                _terminate(int(proc.name))
+        """Stop what still runs in the daemon's network namespace: a dockerd or containerd of a
+        crashed run of this name, a shim whose daemon is gone."""
+        listed = subprocess.run(["ip", "netns", "pids", self.netns], capture_output=True,
+                                text=True, timeout=10)
+        for pid in listed.stdout.split() if listed.returncode == 0 else []:
+            _terminate(int(pid))
 
     def __enter__(self) -> SideDaemon:
         return self.start()

@@ -3,10 +3,11 @@
 
 The engine is Debian's docker.io of the other release, unpacked into a cache folder without
 installing anything (graders.engines.provide_engine); the side daemon (graders.side_daemon) has
-its own socket, data, bridge and containerd namespace, gets the course images, and both editions
+its own socket, data, containerd and network namespace, gets the course images, and both editions
 of every notebook are graded on it as tests/test_course_notebooks.py grades them on the main
 one (graders.validate.grade_all_editions): the solution earns full marks, the untouched release
-nothing. The engine the grading ran on is written to the terminal, so a CI log shows both.
+nothing. Engine 26.1 is graded twice, with its classic image store and with the containerd one.
+The engine and store the grading ran on are written to the terminal, so a CI log shows them.
 """
 
 from __future__ import annotations
@@ -57,28 +58,39 @@ def _engine_line(client: docker.DockerClient) -> str:
 
 
 @pytest.fixture(scope="module")
-def side(client, request, tmp_path_factory):
-    """The other engine in a side daemon with the course images: (engine, daemon, client)."""
+def other_engine(client, request):
+    """The engine the main daemon does not run, unpacked: (engine, bin folder, seconds)."""
     reason = _why_not()
     if reason:
         pytest.skip(reason)
-    from graders.side_daemon import SideDaemon
-
-    main_engine = engines.engine_of(client.version().get("Version"))
-    engine = engines.other_engine(main_engine)
+    engine = engines.other_engine(engines.engine_of(client.version().get("Version")))
     began = time.monotonic()
     bin_dir = engines.provide_engine(engine, on_step=lambda step: _say(request, f"  {step}"))
-    fetched = time.monotonic() - began
-    daemon = SideDaemon("other-engine", bin_dir=bin_dir)
+    return engine, bin_dir, time.monotonic() - began
+
+
+@pytest.fixture(scope="module", params=engines.IMAGE_STORES)
+def side(client, other_engine, request):
+    """The other engine in a side daemon with the course images, with each image store it has:
+    (engine, daemon, client, bin folder)."""
+    from graders.side_daemon import SideDaemon
+
+    engine, bin_dir, fetched = other_engine
+    store = request.param
+    if store == "containerd" and engine not in engines.CONTAINERD_STORE_ENGINES:
+        pytest.skip(f"Engine {engine} has only the classic image store")
+    began = time.monotonic()
+    features = {engines.SNAPSHOTTER_FEATURE: True} if store == "containerd" else None
+    daemon = SideDaemon(f"other-{store}", bin_dir=bin_dir, features=features)
     daemon.start(timeout=90)
     try:
         daemon.provision()
-        started = time.monotonic() - began - fetched
-        side_client = docker.DockerClient(base_url=daemon.docker_host, version="auto",
-                                          timeout=60)
+        side_client = daemon.client()
+        assert engines.image_store(side_client.info()) == store
         _say(request, f"engines: main daemon {_engine_line(client)}")
         _say(request, f"engines: other daemon ({daemon.docker_host}) {_engine_line(side_client)}"
-                      f" [fetched in {fetched:.1f} s, started and provisioned in {started:.1f} s]")
+                      f" [fetched in {fetched:.1f} s, started and provisioned in "
+                      f"{time.monotonic() - began:.1f} s]")
         yield engine, daemon, side_client, bin_dir
         side_client.close()
     finally:
@@ -121,14 +133,17 @@ def graded(side, request, tmp_path_factory):
     began = time.monotonic()
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import test_other_engine as t; "
             "t._grade_here(sys.argv[2], sys.argv[3])")
-    done = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent),
-                           daemon.docker_host, str(out)], capture_output=True, text=True,
+    # In the side daemon's network namespace: the notebooks reach its published ports there.
+    done = subprocess.run(daemon.inside([sys.executable, "-c", code, str(Path(__file__).parent),
+                                         daemon.docker_host, str(out)]),
+                          capture_output=True, text=True,
                           timeout=GRADING_TIMEOUT, env={**os.environ,
                                                         "DOCKER_HOST": daemon.docker_host})
     seconds = time.monotonic() - began
     assert done.returncode == 0, f"grading on Engine {engine} failed:\n{done.stderr[-3000:]}"
     _say(request, f"engines: graded {len(ASSIGNMENTS)} notebooks x 2 editions on Engine "
-                  f"{side_client.version()['Version']} in {seconds:.0f} s")
+                  f"{side_client.version()['Version']}, "
+                  f"{engines.image_store(side_client.info())} image store, in {seconds:.0f} s")
     return json.loads(out.read_text())
 
 
@@ -151,7 +166,8 @@ def test_doctor_names_the_other_engine(side, monkeypatch):
     checks = {check.name: check for check in diagnose()}
     assert checks["Docker daemon"].ok and daemon.docker_host in checks["Docker daemon"].detail
     assert f"Engine {engine}." in checks["Docker server version"].detail
-    assert checks["Image store"].ok and checks["Image store"].detail.startswith("classic")
+    store = engines.image_store(_client.info())
+    assert checks["Image store"].ok and checks["Image store"].detail.startswith(store)
     assert checks["Image busybox:1.35.0"].ok and checks["Image registry:2"].ok
 
 
@@ -171,28 +187,3 @@ def test_untouched_release_scores_zero_on_the_other_engine(graded, assignment):
     assert editions["statuses"]["release"] == "graded", editions["statuses"]
     not_zero = [name for name, (score, _) in editions["release"].items() if score != 0]
     assert not not_zero, f"grade cells that pass on the unsolved release: {not_zero}"
-
-
-def test_containerd_image_store_on_26(side, request):
-    """Engine 26.1 with the containerd image store (what `course setup --image-store containerd`
-    writes into daemon.json), on bookworm's containerd 1.6: the doctor's reading of it, the course
-    images provided, a container run from them."""
-    engine, _daemon, _client, bin_dir = side
-    if engine not in engines.CONTAINERD_STORE_ENGINES:
-        pytest.skip(f"Engine {engine} has only the classic image store")
-    from graders.side_daemon import SideDaemon
-
-    with SideDaemon("other-store", bin_dir=bin_dir,
-                    features={engines.SNAPSHOTTER_FEATURE: True}) as store_daemon:
-        store_daemon.provision()
-        store_client = docker.DockerClient(base_url=store_daemon.docker_host, version="auto",
-                                           timeout=60)
-        try:
-            info = store_client.info()
-            _say(request, f"engines: containerd store daemon {_engine_line(store_client)}")
-            assert engines.image_store(info) == "containerd", info.get("DriverStatus")
-            output = store_client.containers.run("busybox:1.35.0", ["echo", "stored"],
-                                                 remove=True)
-            assert output.strip() == b"stored"
-        finally:
-            store_client.close()

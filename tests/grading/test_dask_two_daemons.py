@@ -2,10 +2,11 @@
 
 The scheduler and the workers are separate processes started with Dask's own command line, as
 an instructor would start them on several nodes; each worker's DOCKER_HOST names a side daemon
-(graders.side_daemon: its own socket, data root, bridge and containerd). What shows where each
-submission was graded is the daemons' own event logs, read afterwards: every solved
-submission's container was created on exactly one of the two side daemons, both daemons did
-work, and the main daemon saw none of it. The scores equal those of the local pool.
+(graders.side_daemon: its own socket, data root, containerd, and network namespace with its own
+bridge). What shows where each submission was graded is the daemons' own event logs, read
+afterwards: every solved submission's container was created on exactly one of the two side
+daemons, both daemons did work, and the main daemon saw none of it. The scores equal those of
+the local pool.
 """
 
 from __future__ import annotations
