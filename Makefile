@@ -1,8 +1,9 @@
 # The two commands of the README: `make demo` (the main job) and `make test`. Both set up
 # everything on a fresh machine: a virtual environment, a Docker daemon, the course images.
-# COURSE_ENGINE (20.10, 26.1 or auto) chooses the Docker Engine `course setup` provides; auto
-# keeps the one there, or installs 26.1. `make test` runs the suite on 20.10 (its
-# tests/test_other_engine.py grades every notebook on 26.1 in a side daemon as well).
+# COURSE_ENGINE (20.10, 26.1, system or auto) chooses the Docker Engine `course setup` provides;
+# auto keeps the one there, or installs 26.1. `make test` runs the suite on the Debian release's
+# own engine (20.10 on Debian 12, 26.1 on 13); tests/test_other_engine.py grades every notebook
+# again on the other engine and on 26.1's containerd image store, in side daemons.
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
@@ -12,7 +13,7 @@ STAMP := $(VENV)/.installed
 demo: setup
 	$(VENV)/bin/course demo
 
-test: export COURSE_ENGINE ?= 20.10
+test: export COURSE_ENGINE ?= system
 test: setup
 	./scripts/install-test-tools
 	COURSE_TEST_POSTGRES_URL="$$(./scripts/start-postgres)" $(VENV)/bin/pytest

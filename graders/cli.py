@@ -68,12 +68,12 @@ def main(verbose: bool) -> None:
 @main.command()
 @click.option("--log-dir", type=click.Path(path_type=Path), default=None,
               help="Where dockerd's log goes if it has to be started [default: ./logs].")
-@click.option("--engine", type=click.Choice(["auto", "20.10", "26.1"]), default="auto",
-              envvar="COURSE_ENGINE", show_default=True, show_envvar=True,
+@click.option("--engine", type=click.Choice(["auto", "system", "20.10", "26.1"]),
+              default="auto", envvar="COURSE_ENGINE", show_default=True, show_envvar=True,
               help="Docker Engine to run on: 20.10 (Debian 12's docker.io) or 26.1 (Debian "
-                   "13's), installed from the other release if need be; auto keeps the one "
-                   "there, or installs 26.1. A running dockerd is replaced only if `course` "
-                   "started it.")
+                   "13's), installed from the other release if need be; system: this Debian "
+                   "release's own; auto keeps the one there, or installs 26.1. A running "
+                   "dockerd is replaced only if `course` started it.")
 @click.option("--image-store", type=click.Choice(["classic", "containerd"]), default=None,
               envvar="COURSE_IMAGE_STORE", show_envvar=True,
               help="Where Engine 26.1 keeps images: its classic graph driver or containerd's "

@@ -253,12 +253,15 @@ def ensure_daemon(
     Only the default local socket is ever served by a daemon we start: if DOCKER_HOST or a CLI
     context names another, starting a local one would hide the real problem.
 
-    ``engine`` ("20.10", "26.1", or "auto": whatever is there, else the current one) and
+    ``engine`` ("20.10", "26.1", "system": the Debian release's own, or "auto": whatever is
+    there, else the current one) and
     ``image_store`` ("classic", "containerd", or None: as configured) say what is wanted; a
     running dockerd is stopped for them only if `course` started it (engines.plan_setup).
     ``config_path`` is the daemon.json the image store is written to.
     """
     step = on_step or (lambda _message: None)
+    if engine == "system":
+        engine = engines.system_engine()
     began = time.monotonic()
     via = daemon_endpoint()
     problem = _probe(timeout=3)

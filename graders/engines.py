@@ -98,6 +98,13 @@ def binary_version(binary: str | Path) -> str | None:
     return match[1] if match else None
 
 
+def system_engine(codename: str | None = None) -> str:
+    """The engine of this Debian release's own docker.io (20.10 on Debian 12, 26.1 on Debian
+    13); elsewhere "auto", whatever the system's packages give."""
+    own = {suite: engine for engine, suite in SUITES.items()}
+    return own.get(codename or debian_codename() or "", "auto")
+
+
 def installed_engine() -> str | None:
     """The engine of the ``dockerd`` on PATH, or None if there is none."""
     dockerd = shutil.which("dockerd")

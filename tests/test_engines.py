@@ -602,3 +602,9 @@ def test_a_dockerd_course_starts_is_marked_and_can_be_stopped(monkeypatch, tmp_p
         for process in (ours, theirs):
             process.kill()
             process.wait()
+
+
+def test_the_system_engine_is_the_releases_own_docker_io():
+    assert engines.system_engine("bookworm") == "20.10"
+    assert engines.system_engine("trixie") == "26.1"
+    assert engines.system_engine("noble") == "auto"
