@@ -18,7 +18,6 @@ it is pure, so every decision is tested without touching the machine.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import re
 import shutil
@@ -426,6 +425,8 @@ def provide_engine(engine: str, cache: Path = ENGINE_CACHE, on_step: Step | None
     home = cache / engine
     bin_dir = home / ("bin-containerd" if with_containerd else "bin")
     home.mkdir(parents=True, exist_ok=True)
+    import fcntl  # here: the rest of this module serves learners on any system (graders.lab)
+
     with open(home / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _engine_ready(bin_dir, engine, with_containerd):

@@ -13,6 +13,7 @@ import warnings
 import docker
 from docker.errors import APIError, DockerException, NotFound
 
+from .engines import image_store
 from .errors import DaemonUnavailable
 from .settings import NAMESPACE_LABEL
 from .sweep import remove_namespace
@@ -36,6 +37,12 @@ def connect(timeout: int = 60) -> docker.DockerClient:
             "Start Docker Desktop or dockerd, or set DOCKER_HOST, then re-run this cell."
         ) from None
     return client
+
+
+def containerd_image_store(client: docker.DockerClient) -> bool:
+    """Whether the daemon keeps its images in containerd's store (Engine 24 and later can):
+    image ids, sizes, `docker save` archives and pushes then differ from the classic store's."""
+    return image_store(client.info()) == "containerd"
 
 
 def labels(namespace: str, **extra: str) -> dict[str, str]:
