@@ -14,6 +14,7 @@ shows them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -46,13 +47,15 @@ def _why_not() -> str | None:
 
 
 def _say(request, line: str) -> None:
-    """A line in the terminal even when pytest captures output: the CI log must show it."""
+    """A line in the terminal even while pytest captures output: the CI log must show it."""
+    capture = request.config.pluginmanager.getplugin("capturemanager")
     reporter = request.config.pluginmanager.getplugin("terminalreporter")
-    if reporter is not None:
-        reporter.ensure_newline()
-        reporter.write_line(line)
-    else:
-        print(line)
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line(line)
+        else:
+            print(line, flush=True)
 
 
 def _engine_line(client: docker.DockerClient) -> str:
