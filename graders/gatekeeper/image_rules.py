@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from typing import TYPE_CHECKING
@@ -19,7 +18,7 @@ from docker.errors import APIError
 
 from ..daemon_lock import removing_images
 from ..settings import GATEKEEPER_LABEL
-from ..sweep import LIST_ATTEMPTS, list_images
+from ..sweep import list_images
 from .calls import Call
 from .dockerfile import sources, trigger_instructions
 from .rules import Refused, filter_flag, normalise, prune_filter, registry_of, split_reference
@@ -117,24 +116,12 @@ class ImageRules:
     # -- reading -----------------------------------------------------------------------------
 
     def list(self, call: Call, *_) -> Forward:
-        from .policy import json_transform
+        from .policy import asked_again_on_404, json_transform
 
         def visible(image: dict) -> bool:
             return image["Id"] in self.owner.base_ids or self.owner.listed_image_is_own(image)
         shown = json_transform(lambda items: [i for i in items if visible(i)])
-
-        def transform(response: Response) -> Response:
-            # A listing that met an image being removed (Engine 26.1, containerd store, see
-            # sweep.list_images) is asked again, as the same request.
-            for attempt in range(LIST_ATTEMPTS - 1):
-                if response.status != 404:
-                    break
-                time.sleep(0.05 * (attempt + 1))
-                again = self.api.get(self.api.base_url + call.target, timeout=60)
-                response.status, response.reason = again.status_code, again.reason
-                response.body = again.content
-            return shown(response)
-        return self._forward(call, transform=transform)
+        return self._forward(call, transform=asked_again_on_404(self.api, call, shown))
 
     def save(self, call: Call, *_) -> Forward:
         for name in call.params("names"):

@@ -25,7 +25,7 @@ import docker
 from docker.errors import APIError
 
 from ..settings import GATEKEEPER_LABEL
-from ..sweep import list_images
+from ..sweep import LIST_ATTEMPTS, list_images
 from . import schemas as E
 from .binds import BindPins
 from .calls import Call
@@ -99,6 +99,26 @@ def json_transform(edit: Callable = lambda found: found) -> Callable[[Response],
                 .encode()
         return response
     return transform
+
+
+def asked_again_on_404(api, call: Call, transform: Callable[[Response], Response]
+                       ) -> Callable[[Response], Response]:
+    """``transform``, after asking the daemon again (the same GET) while it answers 404.
+
+    With the containerd image store, Engine 26.1 lists the images and then reads each one's
+    content: an image another submission removes in between fails the whole image listing or
+    disk usage with 404 (see sweep.list_images), which is no doing of this submission's.
+    """
+    def again(response: Response) -> Response:
+        for attempt in range(LIST_ATTEMPTS - 1):
+            if response.status != 404:
+                break
+            time.sleep(0.05 * (attempt + 1))
+            answer = api.get(api.base_url + call.target, timeout=60)
+            response.status, response.reason = answer.status_code, answer.reason
+            response.body = answer.content
+        return transform(response)
+    return again
 
 
 def with_label_filter(call: Call, label: str) -> Call:
@@ -665,7 +685,7 @@ class Policy:
                                or self.owner.listed_image_is_own(i)]
             usage["BuildCache"] = []
             return usage
-        return Forward(call, transform=json_transform(keep))
+        return Forward(call, transform=asked_again_on_404(self.api, call, json_transform(keep)))
 
     def login(self, call: Call, *_) -> Forward:
         address = call.body.get("serveraddress") or ""
