@@ -7,6 +7,11 @@ folder is nosuid and nodev; copies the connection file into the kernel's channel
 resource limits, drops to the submission's own unprivileged user for good (no new privileges),
 and execs the kernel. Plain standard library on purpose: it runs before anything else in the
 kernel's process.
+
+With ``--module`` it runs a Python module in this same process instead of exec'ing a command
+(the judge, graders.judging.process): a process that changed its user is not dumpable, and only
+an exec would make it dumpable again, so the module can be neither traced nor read through
+/proc by the submission's user, from its first instruction on.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from pathlib import Path
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT = 1, 2, 4, 32
 MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 4096, 8192, 16384, 1 << 18
 CLONE_NEWNS = 0x00020000
-PR_SET_NO_NEW_PRIVS = 38
+PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 4, 38
 KEPT_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "DOCKER_HOST",
                     "PYTHONUNBUFFERED", "PYTHONIOENCODING")
 
@@ -127,12 +132,16 @@ def seal(scratch: Path) -> None:
     _mount(None, str(scratch), None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | kept)
 
 
-def no_new_privs() -> None:
-    """No setuid program or file capability gives the kernel or its children any privilege."""
-    if _libc.prctl(PR_SET_NO_NEW_PRIVS, ctypes.c_ulong(1), ctypes.c_ulong(0),
+def _prctl(option: int, value: int, name: str) -> None:
+    if _libc.prctl(option, ctypes.c_ulong(value), ctypes.c_ulong(0),
                    ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0:
         error = ctypes.get_errno()
-        raise OSError(error, f"prctl(PR_SET_NO_NEW_PRIVS): {os.strerror(error)}")
+        raise OSError(error, f"prctl({name}): {os.strerror(error)}")
+
+
+def no_new_privs() -> None:
+    """No setuid program or file capability gives the kernel or its children any privilege."""
+    _prctl(PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS")
 
 
 def limit(processes: int, memory: int) -> None:
@@ -176,6 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--expose", action="append", default=[])
     parser.add_argument("--cover", action="append", default=[])
     parser.add_argument("--hide", action="append", default=[])
+    parser.add_argument("--module", help="run this module here, its arguments after --")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -187,11 +197,22 @@ def main(argv: list[str] | None = None) -> None:
     hide(hidden)
     seal(args.scratch)
     limit(args.processes, args.memory)
+    if args.module:
+        _prctl(PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE")  # kept through the change of user
     os.setgroups([])
     os.setgid(args.uid)
     os.setuid(args.uid)
     no_new_privs()
     os.chdir(args.scratch)
+    if args.module:
+        import runpy
+
+        kept = environment(args.scratch, args.uid)
+        os.environ.clear()
+        os.environ.update(kept)
+        sys.argv = [args.module, *command]
+        runpy.run_module(args.module, run_name="__main__", alter_sys=True)
+        return
     os.execvpe(command[0], command, environment(args.scratch, args.uid))
 
 

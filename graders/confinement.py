@@ -65,6 +65,14 @@ class Confinement:
         return self.channels
 
     def wrap(self, command: list[str]) -> list[str]:
+        return self._confine(["--", *command])
+
+    def wrap_module(self, module: str, arguments: list[str]) -> list[str]:
+        """Run ``module`` confined in the same process that drops privileges: not dumpable
+        (see graders.confine), so the submission's user cannot reach into it."""
+        return self._confine([f"--module={module}", "--", *arguments])
+
+    def _confine(self, tail: list[str]) -> list[str]:
         python = Path(sys.executable)
         reachable = {sys.prefix, sys.base_prefix, str(python.parent), os.path.realpath(python),
                      str(PACKAGE), str(self.scratch)}
@@ -73,9 +81,9 @@ class Confinement:
         options += [f"--hide={path}" for path in self.hidden]
         if self.channels is not None:
             options.append(f"--channels={self.channels}")
-        return [sys.executable, "-m", "graders.confine", f"--uid={self.uid}",
+        return [sys.executable, "-I", "-m", "graders.confine", f"--uid={self.uid}",
                 f"--scratch={self.scratch}", f"--processes={self.processes}",
-                f"--memory={self.memory}", *options, "--", *command]
+                f"--memory={self.memory}", *options, *tail]
 
     def end(self) -> None:
         """Kill whatever the submission's user still runs: nothing outlives its grading."""

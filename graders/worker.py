@@ -39,14 +39,13 @@ from nbgrader.preprocessors import (
     LimitOutput,
     OverwriteCells,
     OverwriteKernelspec,
-    SaveAutoGrades,
 )
 
 from . import settings
 from .feedback import generate_feedback
 from .nbgrader_env import course_config, sqlite_url, tools_on_path
 from .outcome import Outcome, Status
-from .preprocessors import ExecuteParameterized, RestoreDeletedCells
+from .preprocessors import ExecuteParameterized, RestoreDeletedCells, SaveJudgedGrades
 from .sweep import remove_namespace
 from .tasks import CellGrade, GradingResult, GradingTask
 
@@ -220,7 +219,7 @@ def _autograde_config(task: GradingTask, root: Path, db_url: str, outcome_path: 
             "sanitize_preprocessors": [ClearOutput, DeduplicateIds, OverwriteKernelspec,
                                        RestoreDeletedCells, OverwriteCells, CheckCellMetadata],
             "autograde_preprocessors": [ExecuteParameterized, IgnorePattern,
-                                        ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
+                                        ClearMetadataPreprocessor, LimitOutput, SaveJudgedGrades,
                                         AssignLatePenalties, CheckCellMetadata],
         },
         RestoreDeletedCells={"release_notebook": str(
@@ -234,6 +233,7 @@ def _autograde_config(task: GradingTask, root: Path, db_url: str, outcome_path: 
             "gatekeeper": task.gatekeeper,
             "limits": dict(task.limits),
             "hidden_paths": list(task.private_paths),
+            "judge_source": str(root / "source" / assignment / f"{assignment}.ipynb"),
             "parameters": {
                 "NAMESPACE": task.namespace,
                 "BUSYBOX_IMAGE": settings.BUSYBOX_IMAGE,

@@ -10,6 +10,7 @@ submission ends, closing the gatekeeper removes everything the submission owns.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import tempfile
@@ -72,6 +73,9 @@ class Gatekeeper:
         self.refusals: list[str] = []
         self._folder = Path(tempfile.mkdtemp(prefix="course-gatekeeper-"))
         self.socket_path = self._folder / "docker.sock"
+        #: The judge's own door (graders.judging): the same rules and the same objects, with
+        #: its requests kept apart from the submission's.
+        self.judge_socket_path = self._folder / "judge.sock"
         try:
             self._client = docker.DockerClient(base_url=self.upstream, version="auto",
                                                timeout=60)
@@ -102,6 +106,10 @@ class Gatekeeper:
     @property
     def docker_host(self) -> str:
         return f"unix://{self.socket_path}"
+
+    @property
+    def judge_docker_host(self) -> str:
+        return f"unix://{self.judge_socket_path}"
 
     def __enter__(self) -> Gatekeeper:
         self.start()
@@ -135,18 +143,25 @@ class Gatekeeper:
         self._stopped = asyncio.Event()
         server = await asyncio.start_unix_server(self._serve, path=str(self.socket_path),
                                                  limit=MAX_HEAD)
+        judge_door = await asyncio.start_unix_server(
+            functools.partial(self._serve, judge=True), path=str(self.judge_socket_path),
+            limit=MAX_HEAD)
+        sockets = (self.socket_path, self.judge_socket_path)
         if self.client_uid is None:
             os.chmod(self._folder, 0o711)
-            os.chmod(self.socket_path, 0o666)
+            for path in sockets:
+                os.chmod(path, 0o666)
         else:
             os.chown(self._folder, self.client_uid, self.client_uid)
             os.chmod(self._folder, 0o700)
-            os.chown(self.socket_path, self.client_uid, self.client_uid)
-            os.chmod(self.socket_path, 0o600)
+            for path in sockets:
+                os.chown(path, self.client_uid, self.client_uid)
+                os.chmod(path, 0o600)
         ready.set()
-        async with server:
+        async with server, judge_door:
             await self._stopped.wait()
             server.close()
+            judge_door.close()
             for task in list(self._connections):
                 task.cancel()
             await asyncio.gather(*self._connections, return_exceptions=True)
@@ -231,10 +246,11 @@ class Gatekeeper:
 
     # -- serving -----------------------------------------------------------------------------
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     judge: bool = False) -> None:
         task = asyncio.current_task()
         self._connections.add(task)
-        client = Client(reader, writer)
+        client = Client(reader, writer, judge)
         try:
             while await self._exchange(client):
                 pass
@@ -279,7 +295,8 @@ class Gatekeeper:
     async def _refuse(self, client: Client, refusal: Refused) -> bool:
         """Answer a refused request, noted for the submission's outcome; an unread body ends
         the connection (its bytes are never read as a request)."""
-        self.refusals.append(str(refusal))
+        if not client.judge:
+            self.refusals.append(str(refusal))
         response = (stream_error(str(refusal)) if refusal.in_stream else
                     json_response(refusal.status, {"message": str(refusal)}))
         close = client.body_unread

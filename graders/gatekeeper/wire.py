@@ -121,8 +121,10 @@ class _Side:
 class Client(_Side):
     """The submission's side: requests come in, answers go out."""
 
-    def __init__(self, reader, writer) -> None:
+    def __init__(self, reader, writer, judge: bool = False) -> None:
         super().__init__(h11.SERVER, reader, writer)
+        #: Whether this is the judge's connection (graders.judging), not the submission's.
+        self.judge = judge
 
     async def request(self) -> Head | None:
         """The next request's head, or None once the client has closed the connection."""

@@ -1,8 +1,12 @@
-"""nbgrader's Execute with per-submission parameters, a wall-clock limit and a Docker sweep.
+"""nbgrader's Execute with per-submission parameters, a wall-clock limit, judges and a sweep.
 
-Papermill only injects the parameters here; nbgrader's Execute runs the kernel, so a cell that
-fails, times out or never runs is recorded with an error and scores nothing. A submission that
-outlives its time limit, or whose kernel dies, has every remaining code cell marked as not run.
+Papermill only injects the parameters here; nbgrader's Execute runs the kernel. With a judge
+(``judge_source``), no grade cell runs in the learner's kernel: each is run, hidden tests and
+all, from the instructor's source notebook in the submission's judge process
+(graders.judging), which calls the learner's functions in the kernel and gets data back; the
+verdicts go to ``resources["course_verdicts"]`` for SaveJudgedGrades. A grade cell that fails,
+times out or never runs scores nothing. A submission that outlives its time limit, or whose
+kernel dies, has every remaining code cell marked as not run.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 
 import docker
 from docker.errors import DockerException
+from jupyter_core.utils import run_sync
 from nbclient.exceptions import DeadKernelError
 from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute
@@ -24,6 +29,7 @@ from .. import confinement
 from ..daemon_watch import DaemonWatch
 from ..errors import DaemonUnavailable
 from ..gatekeeper import Gatekeeper, Limits
+from ..judging import Judge, JudgeFailed, LearnerKernel, course_cells, learner_names
 from ..outcome import Outcome, Status
 from ..sweep import swept
 from .restore_deleted_cells import METADATA_KEY
@@ -70,6 +76,10 @@ class ExecuteParameterized(Execute):
     ).tag(config=True)
     hidden_paths = List([], help="Files and folders the confined kernel must not see.").tag(
         config=True)
+    judge_source = Unicode(
+        "", help="The instructor's source notebook: grade cells are judged from it, outside "
+                 "the learner's kernel. Empty: grade cells run in the kernel (nbgrader's way)."
+    ).tag(config=True)
 
     raise_on_iopub_timeout = Bool(False).tag(config=True)
     # The kernel's own start-up warnings go to the grader's terminal, not to any cell.
@@ -85,6 +95,13 @@ class ExecuteParameterized(Execute):
         self._cell_timeout = self.timeout
         self._kernel_docker_host = ""
         self._student_code_ran = False
+        self._judge = None
+        self._course = course_cells(Path(self.judge_source)) if self.judge_source else {}
+        self._learner_names = learner_names(Path(self.judge_source)) if self.judge_source \
+            else []
+        self._verdicts: dict[str, dict] = {}
+        if resources is not None and self.judge_source:
+            resources["course_verdicts"] = self._verdicts
         self._confinement = None
         if self.confine and self.gatekeeper and self.scratch_dir and confinement.available():
             self._confinement = confinement.Confinement(self.namespace, Path(self.scratch_dir),
@@ -104,7 +121,13 @@ class ExecuteParameterized(Execute):
             with swept(client, self.namespace) as removed, \
                     DaemonWatch() as watch, self._gatekeeper() as gatekeeper:
                 self._kernel_docker_host = gatekeeper.docker_host if gatekeeper else ""
-                nb, resources = super().preprocess(nb, resources, km)
+                if self.judge_source:
+                    self._start_judge(gatekeeper)
+                try:
+                    nb, resources = super().preprocess(nb, resources, km)
+                finally:
+                    if self._judge is not None:
+                        self._judge.stop()
             if gatekeeper:
                 self._outcome.refused = gatekeeper.refusals[:20]
             if watch.outage:
@@ -120,6 +143,17 @@ class ExecuteParameterized(Execute):
             if self.outcome_file:
                 self._outcome.save(Path(self.outcome_file))
         return nb, resources
+
+    def _start_judge(self, gatekeeper) -> None:
+        """The judge starts before the kernel, so nothing of the learner's runs yet."""
+        host = gatekeeper.judge_docker_host if gatekeeper else os.environ.get("DOCKER_HOST", "")
+        self._judge = Judge(host, self._confinement)
+        try:
+            self._judge.start()
+        except JudgeFailed as error:
+            self._outcome.status = Status.INFRASTRUCTURE
+            self._outcome.detail = f"the judge could not start: {error}"
+            raise
 
     def _gatekeeper(self):
         if not self.gatekeeper:
@@ -166,6 +200,10 @@ class ExecuteParameterized(Execute):
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code":
             return cell, resources
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")
+        course = self._course.get(grade_id)
+        if course is not None and course["grade"]:
+            return self._judge_grade_cell(cell, resources, index, grade_id, course), resources
         remaining = self._deadline - time.monotonic()
         if not self._abandoned and remaining <= 0:
             self._abandon(Status.TIMED_OUT,
@@ -185,7 +223,61 @@ class ExecuteParameterized(Execute):
             self._outcome.detail = self._outcome.detail or (
                 f"cell {_name(cell, index)} ran longer than {self.timeout} s and was interrupted")
         self._check_course_cell_reached_docker(cell, index)
+        if course is not None and not self._abandoned:
+            self._judge_course_cell(cell, index, grade_id, course)
         return cell, resources
+
+    def _judge_grade_cell(self, cell, resources, index: int, grade_id: str, course: dict):
+        """Run a grade cell in the judge; its verdict, never the kernel's word, is the grade."""
+        self._student_code_ran = True
+        remaining = self._deadline - time.monotonic()
+        if not self._abandoned and remaining <= 0:
+            self._abandon(Status.TIMED_OUT,
+                          f"the submission's time limit of {self.submission_timeout} s ran out")
+        if self._abandoned:
+            cell.outputs = [_error_output("NotRun", f"not run: {self._abandoned}")]
+            return cell
+        seconds = max(1, min(self._cell_timeout, int(remaining) + 1))
+        self._attach_learner()
+        try:
+            judged = self._judge.run(course["source"], grade_id, self._learner_names, seconds)
+            outputs = [NotebookNode(output_type="stream", name=o["name"], text=o["text"])
+                       for o in judged.outputs]
+            error = judged.error
+        except JudgeFailed as failure:
+            outputs, error = [], {"ename": "JudgeError", "evalue": str(failure)}
+            if "ran out of time" in str(failure):
+                self._outcome.status = Status.TIMED_OUT
+                self._outcome.detail = self._outcome.detail or (
+                    f"cell {_name(cell, index)} ran longer than {seconds} s and was stopped")
+        if error is not None:
+            outputs.append(_error_output(error["ename"], error["evalue"]))
+        cell.outputs = outputs
+        self._verdicts[grade_id] = {"score": course["points"] if error is None else 0.0,
+                                    "max_score": course["points"],
+                                    "error": "" if error is None else
+                                    f"{error['ename']}: {error['evalue']}"[:300]}
+        return cell
+
+    def _judge_course_cell(self, cell, index: int, grade_id: str, course: dict) -> None:
+        """Run a course cell (settings, setup) in the judge too, from the source notebook."""
+        source = course["source"]
+        if grade_id == PARAMETERS_GRADE_ID:
+            source += "\n" + "\n".join(f"{k} = {v!r}" for k, v in self.parameters.items())
+        try:
+            judged = self._judge.run(source, grade_id, [], self._cell_timeout)
+            failure = judged.error and f"{judged.error['ename']}: {judged.error['evalue']}"
+        except JudgeFailed as error:
+            failure = str(error)
+        if failure and not self._student_code_ran:
+            self._abandon(Status.INFRASTRUCTURE,
+                          f"the judge could not run course cell {_name(cell, index)}: "
+                          f"{failure}"[:300])
+
+    def _attach_learner(self) -> None:
+        if self._judge.learner is None:
+            self._judge.attach(LearnerKernel(self.km.get_connection_info(),
+                                             run_sync(self.km.interrupt_kernel)))
 
     def _check_course_cell_reached_docker(self, cell, index: int) -> None:
         """A course cell that cannot reach Docker before any student code ran is the grader's fault.

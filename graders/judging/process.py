@@ -1,0 +1,149 @@
+"""The judge's own process: ``python -m graders.judging.process IN_FD OUT_FD``.
+
+It runs the course's cells (settings, setup, and every grade cell with its hidden tests) in a
+namespace of its own, where each of the learner's functions is a ``Learner`` stand-in: calling
+one asks the grading worker, over the pipes, to call the real function in the learner's kernel,
+and gives back what it returned, rebuilt from data. No code of the learner's ever runs here.
+
+Started confined, it runs as the submission's user (so files and ids look as they do to the
+learner's kernel) but is not dumpable from its first instruction: a process of that user can
+neither trace it nor open its memory or pipes (see graders.confine).
+"""
+
+from __future__ import annotations
+
+import builtins
+import ctypes
+import io
+import os
+import sys
+import threading
+import traceback
+from contextlib import redirect_stderr, redirect_stdout
+from typing import Any
+
+from .codec import Decoder, Encoder, dumps, encode_exception, loads, rebuild_exception
+
+PR_GET_DUMPABLE = 3
+
+
+class Channel:
+    """The judge's end of the pipes to the grading worker: one call at a time."""
+
+    def __init__(self, incoming: io.TextIOBase, outgoing: io.TextIOBase) -> None:
+        self.incoming, self.outgoing = incoming, outgoing
+        self.lock = threading.RLock()
+        self.callbacks: list = []
+
+    def send(self, message: dict) -> None:
+        self.outgoing.write(dumps(message) + "\n")
+        self.outgoing.flush()
+
+    def receive(self) -> dict:
+        line = self.incoming.readline()
+        if not line:
+            raise SystemExit(0)  # the worker is gone
+        return loads(line)
+
+    def call(self, name: str, args: tuple, kwargs: dict, seconds: float | None,
+             client: Any) -> Any:
+        """Call the learner's ``name``; answer the learner's callbacks meanwhile."""
+        with self.lock:
+            encode = Encoder(callback=self._remember, default_client=client)
+            self.send({"op": "call", "name": name, "args": encode(list(args)),
+                       "kwargs": encode(kwargs), "timeout": seconds})
+            decode = Decoder(client=client, make_client=_client)
+            while True:
+                message = self.receive()
+                if message["op"] == "callback":
+                    self._answer_callback(message, decode)
+                elif message["op"] == "returned":
+                    return decode(message["value"])
+                elif message["op"] == "raised":
+                    raise rebuild_exception(message["error"])
+                elif message["op"] == "timeout":
+                    raise TimeoutError(f"{name} did not return within {message['seconds']} s")
+                else:
+                    raise RuntimeError(f"the learner's kernel could not be asked: "
+                                       f"{message.get('reason', message['op'])}")
+
+    def _remember(self, function) -> int:
+        self.callbacks.append(function)
+        return len(self.callbacks) - 1
+
+    def _answer_callback(self, message: dict, decode: Decoder) -> None:
+        encode = Encoder()
+        try:
+            function = self.callbacks[int(message["id"])]
+            value = function(*decode(message["args"]), **decode(message["kwargs"]))
+            self.send({"op": "callback-returned", "value": encode(value)})
+        except Exception as error:
+            self.send({"op": "callback-raised", "error": encode_exception(error, encode)})
+
+
+class Learner:
+    """Stands for one of the learner's functions in the judge's namespace."""
+
+    def __init__(self, name: str, channel: Channel, namespace: dict) -> None:
+        self.__name__ = self.__qualname__ = name
+        self._channel, self._namespace = channel, namespace
+
+    def __call__(self, *args, **kwargs):
+        return self.call_within(None, *args, **kwargs)
+
+    def call_within(self, seconds: float | None, *args, **kwargs):
+        """Call it with a time limit the worker enforces in the learner's kernel."""
+        return self._channel.call(self.__name__, args, kwargs, seconds,
+                                  self._namespace.get("client"))
+
+    def __repr__(self) -> str:
+        return f"<the learner's function {self.__name__}>"
+
+
+def _client(base_url: str, timeout: Any, version: Any):
+    import docker
+
+    return docker.DockerClient(base_url=base_url, timeout=timeout or 60, version=version or None)
+
+
+def run_cell(source: str, name: str, namespace: dict) -> dict:
+    """Execute one cell; what it printed and the error it ended with, if any."""
+    out, err = io.StringIO(), io.StringIO()
+    error = None
+    try:
+        code = compile(source, f"<cell {name}>", "exec")
+        with redirect_stdout(out), redirect_stderr(err):
+            exec(code, namespace)
+    except BaseException as raised:  # the cell's verdict: reported, never fatal to the judge
+        error = {"ename": type(raised).__name__, "evalue": str(raised)[:4000],
+                 "traceback": traceback.format_exception_only(type(raised), raised)}
+    return {"op": "ran", "stdout": out.getvalue(), "stderr": err.getvalue(), "error": error}
+
+
+def serve(channel: Channel) -> None:
+    namespace: dict = {"__name__": "__main__", "__builtins__": builtins}
+    while True:
+        request = channel.receive()
+        if request["op"] == "run":
+            for name in request.get("learner", []):
+                namespace[name] = Learner(name, channel, namespace)
+            channel.send(run_cell(request["source"], request["name"], namespace))
+        elif request["op"] == "stop":
+            return
+
+
+def main(argv: list[str]) -> None:
+    incoming = os.fdopen(int(argv[1]), "r", encoding="utf-8")
+    outgoing = os.fdopen(int(argv[2]), "w", encoding="utf-8")
+    confined = len(argv) > 3 and argv[3] == "--confined"
+    if confined and ctypes.CDLL(None).prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0:
+        outgoing.write(dumps({"op": "broken", "reason": "the judge is dumpable"}) + "\n")
+        return
+    sys.stdin = open(os.devnull)
+    channel = Channel(incoming, outgoing)
+    channel.send({"op": "ready", "pid": os.getpid()})
+    serve(channel)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
