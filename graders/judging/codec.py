@@ -22,7 +22,7 @@ TAG = "$"
 #: Docker SDK model classes by the kind they travel as.
 MODELS = {"Container": "container", "Image": "image", "Volume": "volume", "Network": "network"}
 #: Where a learner's exception may be rebuilt from; any other becomes a LearnerError.
-EXCEPTION_MODULES = ("builtins", "docker.errors", "requests.exceptions", "socket")
+EXCEPTION_MODULES = ("builtins", "docker.errors", "requests.exceptions", "socket", "urllib.error")
 
 
 class Opaque:

@@ -35,6 +35,10 @@ from ..sweep import swept
 from .restore_deleted_cells import METADATA_KEY
 
 PARAMETERS_GRADE_ID = "parameters"
+#: The judge names what it makes after the submission's namespace plus this: its fixtures (say,
+#: a registry the setup cell starts) live beside the kernel's, and neither side's reset
+#: removes the other's. The gatekeeper owns and sweeps both alike.
+JUDGE_SUFFIX = "-judge"
 TIMEOUT_ERROR = "CellTimeoutError"
 #: What a kernel raises when it cannot reach Docker at all (graders.lab.connect, docker-py).
 UNREACHABLE_DAEMON_ERRORS = ("DaemonUnavailable", "DockerException")
@@ -263,7 +267,10 @@ class ExecuteParameterized(Execute):
         """Run a course cell (settings, setup) in the judge too, from the source notebook."""
         source = course["source"]
         if grade_id == PARAMETERS_GRADE_ID:
-            source += "\n" + "\n".join(f"{k} = {v!r}" for k, v in self.parameters.items())
+            values = dict(self.parameters)
+            if "NAMESPACE" in values:
+                values["NAMESPACE"] += JUDGE_SUFFIX
+            source += "\n" + "\n".join(f"{k} = {v!r}" for k, v in values.items())
         try:
             judged = self._judge.run(source, grade_id, [], self._cell_timeout)
             failure = judged.error and f"{judged.error['ename']}: {judged.error['evalue']}"
