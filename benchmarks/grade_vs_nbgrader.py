@@ -5,6 +5,8 @@ Stock nbgrader runs the plain way (its CLI, one process per assignment, submissi
 the other, the same per-cell timeout); `course grade` runs with its worker pool. The script
 prints both times, their ratio, checks that the scores are identical, and compares the
 per-submission time of `course grade` with executing the same notebook with plain nbclient.
+Last it grades the tampering suite (tests/tampering.py: the untouched release with each known
+way of forging a verdict) with both, and prints side by side which forgeries each accepted.
 
     .venv/bin/python benchmarks/grade_vs_nbgrader.py --notebooks 02-containers 06-exec
 """
@@ -27,6 +29,9 @@ from nbgrader.api import Gradebook
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from tampering import FAMILIES, tampered  # noqa: E402
 
 from graders.pool import default_extra_workers, default_workers  # noqa: E402
 from graders.release import generate_release  # noqa: E402
@@ -58,6 +63,38 @@ def make_batch(course: Path, notebooks: list[str], copies: int) -> None:
                 path = course / "submitted" / f"{kind}{copy}" / notebook / f"{notebook}.ipynb"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 nbformat.write(nb, str(path))
+
+
+def make_tampering_batch(course: Path, notebook: str) -> None:
+    """The untouched release of ``notebook``, and that release with each forgery."""
+    shutil.copytree(ROOT / "source" / notebook, course / "source" / notebook)
+    generate_release(course, course / "release", assignments=[notebook])
+    release = nbformat.read(str(course / "release" / notebook / f"{notebook}.ipynb"), 4)
+    editions = {"honest": release, **{family: tampered(release, family) for family in FAMILIES}}
+    for student, nb in editions.items():
+        path = course / "submitted" / student / notebook / f"{notebook}.ipynb"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, str(path))
+
+
+def compare_tampering(root: Path, notebook: str, cell_timeout: int, workers: int | None) -> None:
+    stock_dir, course_dir = root / "tamper-stock", root / "tamper-course"
+    make_tampering_batch(stock_dir, notebook)
+    shutil.copytree(stock_dir, course_dir)
+    run_stock(stock_dir, [notebook], cell_timeout)
+    run_course(course_dir, [notebook], cell_timeout, workers)
+    stock, ours = scores(stock_dir), scores(course_dir)
+    honest = (stock[(notebook, "honest")], ours[(notebook, "honest")])
+    print(f"tampering, on the untouched release of {notebook} (honest score: stock "
+          f"{honest[0]:g}, course grade {honest[1]:g}):")
+    print(f"  {'forgery':20} {'stock nbgrader':>16} {'course grade':>16}")
+    for family in FAMILIES:
+        cells = []
+        for found, base in ((stock, honest[0]), (ours, honest[1])):
+            score = found.get((notebook, family))
+            verdict = "ACCEPTED" if score is not None and score > base else "refused"
+            cells.append(f"{score if score is not None else '-':>5} {verdict:>9}")
+        print(f"  {family:20} {cells[0]:>16} {cells[1]:>16}")
 
 
 def scores(course: Path) -> dict[tuple[str, str], float]:
@@ -155,6 +192,7 @@ def main() -> None:
         print(f"{notebook}, one worker alone: {mine:.1f} s per perfect submission (sanitize, "
               f"execute, record) vs {plain:.1f} s to execute it with plain nbclient: "
               f"overhead {100 * (mine / plain - 1):+.0f}%")
+        compare_tampering(Path(tmp), notebook, args.cell_timeout, args.workers)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import GradingError
-from .grading import BatchResult, GradingOptions, SubmissionResult, grade_assignment
+from .grading import BatchResult, GradingOptions, grade_assignment
+from .outcome import Outcome
 from .settings import DEMO_ASSIGNMENT
 
 #: A file that marks a folder as the demo's own, so a re-run may clear it without losing data.
@@ -34,7 +35,7 @@ def run_demo(
     work: Path,
     options: GradingOptions | None = None,
     on_start: Callable[[int, int], None] | None = None,
-    on_result: Callable[[SubmissionResult], None] | None = None,
+    on_result: Callable[[Outcome], None] | None = None,
 ) -> BatchResult:
     """Grade every bundled sample of the demo assignment; the work folder holds all results."""
     prepare_work_folder(root, work)

@@ -11,8 +11,9 @@ import nbformat
 from nbgrader.api import Gradebook
 from nbgrader.plugins import CsvExportPlugin
 
+from .outcome import STATUS_COLUMNS, Outcome
+
 HIDDEN_MARKER = "### BEGIN HIDDEN TESTS"
-STATUS_COLUMNS = ("student_id", "assignment", "status", "score", "max_score", "seconds", "detail")
 
 
 def write_grades_csv(db_url: str, path: Path) -> Path:
@@ -23,14 +24,14 @@ def write_grades_csv(db_url: str, path: Path) -> Path:
     return path
 
 
-def write_status_csv(rows: Iterable[dict], path: Path) -> Path:
+def write_status_csv(outcomes: Iterable[Outcome], path: Path) -> Path:
     """One row per submission with how its grading ended, so no status hides behind a score."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=STATUS_COLUMNS, extrasaction="ignore")
         writer.writeheader()
-        for row in rows:
-            writer.writerow(row)
+        for outcome in outcomes:
+            writer.writerow(outcome.row())
     return path
 
 
@@ -43,7 +44,7 @@ def failure_message(cell) -> str:
 
 
 def gradescope_results(autograded: nbformat.NotebookNode, grades: dict[str, tuple],
-                       status: str, detail: str, seconds: float) -> dict:
+                       outcome: Outcome) -> dict:
     """A Gradescope ``results.json`` for one submission.
 
     Each grade cell is one test. A cell that contains hidden tests is marked ``hidden``; its
@@ -66,26 +67,28 @@ def gradescope_results(autograded: nbformat.NotebookNode, grades: dict[str, tupl
         })
     return {
         "score": sum(t["score"] for t in tests),
-        "execution_time": round(seconds),
-        "output": f"Grading status: {status}" + (f" ({detail})" if detail else ""),
+        "execution_time": round(outcome.seconds),
+        "output": f"Grading status: {outcome.status.value}"
+                  + (f" ({outcome.detail})" if outcome.detail else ""),
         "visibility": "visible",
         "tests": tests,
     }
 
 
-def write_gradescope(root: Path, db_url: str, assignment: str, rows: Iterable[dict]) -> Path:
+def write_gradescope(root: Path, db_url: str, assignment: str,
+                     outcomes: Iterable[Outcome]) -> Path:
     """``exports/gradescope/<assignment>/<student>/results.json`` for every graded submission."""
     out = root / "exports" / "gradescope" / assignment
     with Gradebook(db_url) as gradebook:
-        for row in rows:
-            student = row["student_id"]
+        for outcome in outcomes:
+            student = outcome.student
             path = root / "autograded" / student / assignment / f"{assignment}.ipynb"
             if not path.exists():
                 continue
             notebook = gradebook.find_submission_notebook(assignment, assignment, student)
             grades = {g.name: (g.score, g.max_score) for g in notebook.grades}
             results = gradescope_results(nbformat.read(str(path), as_version=4), grades,
-                                         row["status"], row["detail"], row["seconds"])
+                                         outcome)
             target = out / student / "results.json"
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(json.dumps(results, indent=2))

@@ -9,6 +9,7 @@ is interrupted resumes with the same command, grading only what was not recorded
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import json
 import time
@@ -26,12 +27,12 @@ from .errors import GradingError
 from .exports import write_grades_csv, write_gradescope, write_status_csv
 from .namespace import Namespace
 from .nbgrader_env import sqlite_url
-from .outcome import Status
+from .outcome import Outcome, Status
 from .pool import DaskPool, LocalPool, local_pool
 from .recording import Recorder
 from .release import generate_release
 from .sweep import Snapshot, remove_namespace, strays
-from .tasks import AssignmentBundle, GradingResult, GradingTask
+from .tasks import AssignmentBundle, GradingTask
 
 #: How often, at most, the coordinator asks the pool whether another submission may start.
 ADMIT_EVERY = 1.0
@@ -55,26 +56,9 @@ class GradingOptions:
 
 
 @dataclass
-class SubmissionResult:
-    student: str
-    assignment: str
-    status: Status
-    score: float | None
-    max_score: float
-    seconds: float = 0.0
-    detail: str = ""
-    worker: str = ""
-
-    def row(self) -> dict:
-        return {"student_id": self.student, "assignment": self.assignment,
-                "status": self.status.value, "score": self.score, "max_score": self.max_score,
-                "seconds": self.seconds, "detail": self.detail}
-
-
-@dataclass
 class BatchResult:
     assignment: str
-    results: list[SubmissionResult] = field(default_factory=list)
+    results: list[Outcome] = field(default_factory=list)
     grades_csv: Path | None = None
     status_csv: Path | None = None
     gradescope_dir: Path | None = None
@@ -173,20 +157,13 @@ class Coordinator:
             limits=tuple(sorted(self.options.limits.items())),
             private_paths=tuple(secrets(self.root)))
 
-    def summarise(self, result: GradingResult) -> SubmissionResult:
-        score, maximum = self.recorder.score(result.student)
-        if result.status == Status.INFRASTRUCTURE:
-            score = None  # whatever is recorded is from an earlier run, not this one
-        return SubmissionResult(result.student, self.assignment, result.status, score, maximum,
-                                result.seconds, result.detail, result.worker)
-
 
 def grade_assignment(
     root: Path,
     assignment: str,
     options: GradingOptions | None = None,
     on_start: Callable[[int, int], None] | None = None,
-    on_result: Callable[[SubmissionResult], None] | None = None,
+    on_result: Callable[[Outcome], None] | None = None,
     pool: LocalPool | DaskPool | None = None,
 ) -> BatchResult:
     """Grade the submissions of ``assignment`` under ``root/submitted`` and write the exports.
@@ -203,7 +180,7 @@ def grade_assignments(
     assignments: list[str],
     options: GradingOptions | None = None,
     on_start: Callable[[int, int], None] | None = None,
-    on_result: Callable[[SubmissionResult], None] | None = None,
+    on_result: Callable[[Outcome], None] | None = None,
     pool: LocalPool | DaskPool | None = None,
 ) -> list[BatchResult]:
     """Grade several assignments as one run, one BatchResult each, in the order given.
@@ -278,9 +255,10 @@ def _pending(coordinator: Coordinator, batch: BatchResult, on_result) -> list[_J
                              (coordinator.unattempted(student), -code_cells, -took, -size)))
             continue
         score, maximum = coordinator.recorder.score(student)
-        done = SubmissionResult(student, coordinator.assignment, Status.ALREADY_GRADED, score,
-                                maximum,
-                                detail=f"previously {previous.status.value}; --force regrades")
+        done = dataclasses.replace(previous, student=student, assignment=coordinator.assignment,
+                                   status=Status.ALREADY_GRADED, score=score, max_score=maximum,
+                                   seconds=0.0,
+                                   detail=f"previously {previous.status.value}; --force regrades")
         batch.results.append(done)
         if on_result:
             on_result(done)
@@ -314,11 +292,10 @@ def _run(pool, bundles: dict[str, AssignmentBundle], jobs: list[_Job],
                         _wait_for_daemon(60)
                     waiting.append(job)
                     continue
-                coordinator.recorder.record(result, task(job).timestamp)
-                summary = coordinator.summarise(result)
-                batches[coordinator.assignment].results.append(summary)
+                outcome = coordinator.recorder.record(result, task(job).timestamp)
+                batches[coordinator.assignment].results.append(outcome)
                 if on_result:
-                    on_result(summary)
+                    on_result(outcome)
     except KeyboardInterrupt:
         if client is not None:
             for job in in_flight.values():
@@ -341,9 +318,8 @@ def _export(coordinator: Coordinator, batch: BatchResult) -> None:
     root = coordinator.root
     batch.results.sort(key=lambda r: r.student)
     batch.grades_csv = write_grades_csv(coordinator.db_url, root / "exports" / "grades.csv")
-    rows = [r.row() for r in batch.results]
-    batch.status_csv = write_status_csv(rows,
+    batch.status_csv = write_status_csv(batch.results,
                                         root / "exports" / f"{coordinator.assignment}-status.csv")
     batch.gradescope_dir = write_gradescope(root, coordinator.db_url, coordinator.assignment,
-                                            rows)
+                                            batch.results)
     batch.feedback_dir = root / "feedback"

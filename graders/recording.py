@@ -35,21 +35,23 @@ class Recorder:
         outcome = Outcome.load(path)
         return outcome if outcome.status in FINAL else None
 
-    def record(self, result: GradingResult, timestamp: str = "") -> None:
-        """Store a final result: grades first, then files, then the outcome that marks it done.
+    def record(self, result: GradingResult, timestamp: str = "") -> Outcome:
+        """Store a final result: grades first, then files, then the outcome that marks it done;
+        the outcome comes back with the score now recorded.
 
         An infrastructure error records nothing, so the old grades (if any) stay and the next
-        run grades the submission again.
+        run grades the submission again; its outcome has no score.
         """
-        if result.status not in FINAL:
-            return
+        outcome = result.outcome
+        outcome.score, outcome.max_score = self.score(outcome.student)
+        if outcome.status not in FINAL:
+            outcome.score = None  # whatever is recorded is from an earlier run, not this one
+            return outcome
         self._write_grades(result, timestamp)
         self._write_files(result)
-        Outcome(status=result.status, detail=result.detail, namespace=result.namespace,
-                seconds=result.seconds, wall_seconds=result.wall_seconds,
-                restored_cells=result.restored_cells,
-                swept=result.swept, sweep_failures=result.sweep_failures,
-                refused=result.refused).save(self.outcome_path(result.student))
+        outcome.score, outcome.max_score = self.score(outcome.student)
+        outcome.save(self.outcome_path(outcome.student))
+        return outcome
 
     def _write_grades(self, result: GradingResult, timestamp: str) -> None:
         extra = {"timestamp": parse_utc(timestamp)} if timestamp else {}

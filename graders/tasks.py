@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from .outcome import Status
+from .outcome import Outcome, Status
 
 
 @dataclass(frozen=True)
@@ -64,21 +64,18 @@ class CellGrade:
 
 @dataclass
 class GradingResult:
-    """How one task ended, with the grades and files the coordinator writes."""
+    """How one task ended (its Outcome), with the grades and files the coordinator writes."""
 
-    student: str
-    assignment: str
-    status: Status
-    detail: str = ""
-    seconds: float = 0.0
-    wall_seconds: float = 0.0
-    namespace: str = ""
+    outcome: Outcome
     grades: list[CellGrade] = field(default_factory=list)
     comments: dict[str, str | None] = field(default_factory=dict)
-    restored_cells: list[str] = field(default_factory=list)
-    swept: int = 0
-    sweep_failures: list[str] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)
     autograded: bytes = b""
     feedback_html: bytes = b""
-    worker: str = ""
+
+    @property
+    def student(self) -> str:
+        return self.outcome.student
+
+    @property
+    def status(self) -> Status:
+        return self.outcome.status

@@ -113,11 +113,15 @@ def grade_task(task: GradingTask) -> GradingResult:
     try:
         result = _grade(task)
     except Exception as error:  # reported as an infrastructure error, never as a zero
-        result = GradingResult(task.student, task.bundle.assignment, Status.INFRASTRUCTURE,
-                               detail=f"{type(error).__name__}: {error}"[:300],
-                               namespace=task.namespace, worker=socket.gethostname())
-    result.wall_seconds = round(time.monotonic() - started, 2)
+        result = GradingResult(_outcome(task, Status.INFRASTRUCTURE,
+                                        f"{type(error).__name__}: {error}"[:300]))
+    result.outcome.wall_seconds = round(time.monotonic() - started, 2)
     return result
+
+
+def _outcome(task: GradingTask, status: Status, detail: str = "") -> Outcome:
+    return Outcome(student=task.student, assignment=task.bundle.assignment, status=status,
+                   detail=detail, namespace=task.namespace, worker=socket.gethostname())
 
 
 def _private_root() -> Path:
@@ -147,8 +151,6 @@ def _grade(task: GradingTask) -> GradingResult:
     assignment, student = task.bundle.assignment, task.student
     root = _prepare(task)
     db_url = sqlite_url(root / "gradebook.db")
-    result = GradingResult(student, assignment, Status.INVALID, namespace=task.namespace,
-                           worker=socket.gethostname())
     submitted = root / "submitted" / student / assignment
     notebook = submitted / f"{assignment}.ipynb"
     submitted.mkdir(parents=True, exist_ok=True)
@@ -157,9 +159,8 @@ def _grade(task: GradingTask) -> GradingResult:
         (submitted / "timestamp.txt").write_text(task.timestamp)
     problem = unreadable(notebook)
     if problem:
-        result.detail = problem
         _forget(root, student)
-        return result
+        return GradingResult(_outcome(task, Status.INVALID, problem))
     client = docker.from_env()
     try:
         remove_namespace(client, task.namespace, match_names=True)  # a killed earlier run's
@@ -173,16 +174,19 @@ def _grade(task: GradingTask) -> GradingResult:
         with tools_on_path():
             api = NbGraderAPI(config=_autograde_config(task, root, db_url, outcome_path, scratch))
             run = api.autograde(assignment, student, force=True, create=True)
-        outcome = Outcome.load(outcome_path) if outcome_path.exists() else None
-        if outcome is None:
+        if not outcome_path.exists():
             # Execution never started: nbgrader rejected the notebook while sanitizing it.
-            result.detail = "nbgrader could not process the notebook: " + first_error(run)
-            return result
-        _copy_outcome(outcome, result)
+            return GradingResult(_outcome(task, Status.INVALID,
+                                          "nbgrader could not process the notebook: "
+                                          + first_error(run)))
+        outcome = Outcome.load(outcome_path)
+        outcome.student, outcome.assignment = student, assignment
+        outcome.worker = socket.gethostname()
+        result = GradingResult(outcome)
         if not run["success"]:
-            result.status = Status.INFRASTRUCTURE
             if outcome.status != Status.INFRASTRUCTURE:
-                result.detail = first_error(run)
+                outcome.detail = first_error(run)
+            outcome.status = Status.INFRASTRUCTURE
             return result
         result.grades, result.comments = _read_grades(db_url, assignment, student)
         graded = root / "autograded" / student / assignment / f"{assignment}.ipynb"
@@ -195,13 +199,6 @@ def _grade(task: GradingTask) -> GradingResult:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         _forget(root, student)
-
-
-def _copy_outcome(outcome: Outcome, result: GradingResult) -> None:
-    result.status, result.detail, result.seconds = outcome.status, outcome.detail, outcome.seconds
-    result.restored_cells = outcome.restored_cells
-    result.swept, result.sweep_failures = outcome.swept, outcome.sweep_failures
-    result.refused = outcome.refused
 
 
 def _forget(root: Path, student: str) -> None:

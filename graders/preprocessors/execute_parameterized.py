@@ -103,7 +103,7 @@ class ExecuteParameterized(Execute):
         self._course = course_cells(Path(self.judge_source)) if self.judge_source else {}
         self._learner_names = learner_names(Path(self.judge_source)) if self.judge_source \
             else []
-        self._verdicts: dict[str, dict] = {}
+        self._verdicts = self._outcome.verdicts
         if resources is not None and self.judge_source:
             resources["course_verdicts"] = self._verdicts
         self._confinement = None

@@ -106,7 +106,7 @@ def test_a_missing_daemon_is_an_infrastructure_error_not_a_zero(course, monkeypa
     task = coordinator.task(coordinator.prepare(), "alice")
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing.sock")
     result = grade_task(task)
-    assert result.status == Status.INFRASTRUCTURE and "DockerException" in result.detail
+    assert result.status == Status.INFRASTRUCTURE and "DockerException" in result.outcome.detail
     coordinator.recorder.record(result)
     assert coordinator.recorder.score("alice")[0] is None
     assert coordinator.recorder.previous("alice") is None
