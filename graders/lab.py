@@ -119,3 +119,23 @@ def container_exists(client: docker.DockerClient, name: str) -> bool:
 def volume_exists(client: docker.DockerClient, name: str) -> bool:
     """Whether a volume called ``name`` exists."""
     return _found(client.api.inspect_volume, name)
+
+
+def requests_made(client: docker.DockerClient) -> list[dict] | None:
+    """The requests this submission's kernel made, as its gatekeeper recorded them (method,
+    path, the daemon's status; a login's registry and user), or None outside grading.
+
+    At grading time this is what a check relies on to know that a lesson's call was really
+    made: the kernel cannot change the record.
+    """
+    try:
+        answer = client.api.get(client.api.base_url + "/_course/journal", timeout=10)
+    except (DockerException, OSError, ValueError):
+        return None
+    if answer.status_code != 200:
+        return None
+    try:
+        journal = answer.json()
+    except ValueError:
+        return None
+    return journal if isinstance(journal, list) else None

@@ -52,6 +52,17 @@ from .wire import (
 
 #: Connections to the daemon kept open between requests.
 IDLE_UPSTREAMS = 4
+#: Where the judge's door answers with the submission's journal.
+JOURNAL_PATH = "/_course/journal"
+
+
+def _note_call(entry: dict, call: Call) -> None:
+    """What a judge may want to know of a call besides its path: the registry and user of a
+    login, whether a push or pull carried credentials."""
+    if call.path.endswith("/auth") and isinstance(call.body, dict):
+        entry["registry"] = str(call.body.get("serveraddress", ""))
+        entry["username"] = str(call.body.get("username", ""))
+    entry["credentials"] = call.auth is not None
 
 
 def default_upstream() -> str:
@@ -71,6 +82,10 @@ class Gatekeeper:
         #: finds the socket in /proc/net/unix and could act as this submission.
         self.client_uid = client_uid
         self.refusals: list[str] = []
+        #: Every request the submission made, with the daemon's status (or the refusal's):
+        #: the evidence a judge reads of the calls a lesson is about (``GET /_course/journal``
+        #: on the judge's door).
+        self.journal: list[dict] = []
         self._folder = Path(tempfile.mkdtemp(prefix="course-gatekeeper-"))
         self.socket_path = self._folder / "docker.sock"
         #: The judge's own door (graders.judging): the same rules and the same objects, with
@@ -278,19 +293,29 @@ class Gatekeeper:
         head = await client.request()
         if head is None:
             return False
+        if client.judge and head.method == "GET" and head.target == JOURNAL_PATH:
+            await client.read_all(0)
+            await client.answer(json_response(200, self.journal))
+            return True
+        entry: dict = {"method": head.method, "path": split_target(head.target)[1]}
+        if not client.judge:
+            self.journal.append(entry)
         try:
             call, handler, names = await self._decode(client, head)
+            _note_call(entry, call)
             decision = await asyncio.to_thread(handler, call, *names)
         except Refused as refusal:
+            entry["status"] = refusal.status
             return await self._refuse(client, refusal)
         except docker.errors.DockerException as error:
             await client.answer(json_response(502, {"message": f"gatekeeper: {error}"}),
                                 close=True)
             return False
         if isinstance(decision, Answer):
+            entry["status"] = decision.response.status
             await client.answer(decision.response, close=client.body_unread)
             return not client.body_unread
-        return await self._forward(client, decision)
+        return await self._forward(client, decision, entry)
 
     async def _refuse(self, client: Client, refusal: Refused) -> bool:
         """Answer a refused request, noted for the submission's outcome; an unread body ends
@@ -331,7 +356,7 @@ class Gatekeeper:
                 raise refuse(f"{head.method} {path}", "takes no request body")
         return call, handler, names
 
-    async def _forward(self, client: Client, decision: Forward) -> bool:
+    async def _forward(self, client: Client, decision: Forward, entry: dict) -> bool:
         hold = decision.hold() if decision.hold is not None else nullcontext()
         await asyncio.to_thread(hold.__enter__)
         status: int | None = None
@@ -339,6 +364,7 @@ class Gatekeeper:
             status, keep = await self._exchange_upstream(client, decision)
             return keep
         finally:
+            entry["status"] = status
             hold.__exit__(None, None, None)
             if decision.after is not None:
                 await asyncio.to_thread(decision.after, status)

@@ -13,8 +13,11 @@ from __future__ import annotations
 import base64
 import collections
 import datetime
+import itertools
 import json
+import os
 import pathlib
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -97,9 +100,23 @@ class Encoder:
                 if value is self.default_client:
                     return {TAG: "client", "default": True}
                 api = value.api
-                return {TAG: "client", "base_url": _docker_url(api),
-                        "timeout": api.timeout, "version": api._version}
+                address = _docker_url(api)
+                here = address == os.environ.get("DOCKER_HOST")  # each side has its own door
+                return {TAG: "client", "base_url": None if here else address,
+                        "handle": _handle(value), "timeout": api.timeout,
+                        "version": api._version}
         return None
+
+
+_handles: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_next_handle = itertools.count(1)
+
+
+def _handle(client: Any) -> int:
+    """A number for this client object for as long as it lives (an id() is reused after)."""
+    if client not in _handles:
+        _handles[client] = next(_next_handle)
+    return _handles[client]
 
 
 def _safe_repr(value: Any) -> str:
@@ -159,8 +176,10 @@ class Decoder:
         if tag == "client":
             if data.get("default"):
                 return self.client
-            return self.make_client(base_url=str(data["base_url"]), timeout=data.get("timeout"),
-                                    version=data.get("version"))
+            address = data.get("base_url")
+            return self.make_client(base_url=None if address is None else str(address),
+                                    timeout=data.get("timeout"),
+                                    version=data.get("version"), handle=data.get("handle"))
         if tag == "callback" and self.callback is not None:
             return self.callback(int(data["id"]))
         return Opaque(str(data.get("type", "?")), str(data.get("repr", "")))

@@ -100,10 +100,11 @@ class Learner:
         return f"<the learner's function {self.__name__}>"
 
 
-def _client(base_url: str, timeout: Any, version: Any):
+def _client(base_url: str, timeout: Any, version: Any, handle: Any = None):
     import docker
 
-    return docker.DockerClient(base_url=base_url, timeout=timeout or 60, version=version or None)
+    return docker.DockerClient(base_url=base_url or os.environ.get("DOCKER_HOST"),
+                               timeout=timeout or 60, version=version or None)
 
 
 def run_cell(source: str, name: str, namespace: dict) -> dict:
