@@ -1,9 +1,10 @@
 """`course validate`: what a course repository's CI checks, each problem naming its cell.
 
-The checks: source notebooks have cleared outputs and sound nbgrader metadata, every syllabus
-item has a graded exercise that makes its call, the generated trees are fresh, and, graded for
-real, each reference solution runs clean and earns full marks while the untouched release earns
-nothing in every grade cell.
+The checks: source notebooks have cleared outputs and sound nbgrader metadata, every test cell
+can be judged (it reads only what the locked cells and the learner's functions define), every
+syllabus item has a graded exercise that makes its call, the generated trees are fresh, and,
+graded for real (through the judges), each reference solution runs clean and earns full marks
+while the untouched release earns nothing in every grade cell.
 """
 
 from __future__ import annotations
@@ -80,6 +81,54 @@ def check_metadata(root: Path, assignment: str) -> list[Problem]:
         if meta.get("solution") and cell.cell_type == "code" and (
                 "### BEGIN SOLUTION" not in cell.source or "### END SOLUTION" not in cell.source):
             problems.append(Problem(assignment, name, "solution cell without solution markers"))
+    return problems
+
+
+def _bound_names(tree: ast.AST) -> set[str]:
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+    return names
+
+
+def check_judgeable(root: Path, assignment: str) -> list[Problem]:
+    """Every name a test cell reads is there in the judge (graders.judging): defined by a
+    locked cell, an earlier test cell or the cell itself, a built-in, or a learner's function.
+    The judge never runs example cells, nor anything else of the learner's."""
+    import builtins
+
+    known, learner, problems = set(dir(builtins)) | {"get_ipython"}, set(), []
+    for cell in _source(root, assignment).cells:
+        meta = _meta(cell)
+        if cell.cell_type != "code" or not (meta.get("locked") or meta.get("solution")):
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError as error:
+            problems.append(Problem(assignment, meta.get("grade_id", ""), f"not Python: {error}"))
+            continue
+        if meta.get("solution"):
+            learner |= {n.name for n in tree.body
+                        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+            continue
+        bound = _bound_names(tree)
+        if meta.get("grade"):
+            read = {n.id for n in ast.walk(tree)
+                    if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+            for name in sorted(read - bound - known - learner):
+                problems.append(Problem(assignment, meta["grade_id"],
+                                        f"reads {name!r}, which the judge does not have: define "
+                                        "it in the setup cell or in the test cell"))
+        known |= bound
     return problems
 
 
@@ -215,7 +264,7 @@ def validate(root: Path, assignments: list[str] | None = None, grading: bool = T
     problems: list[Problem] = []
     for assignment in assignments:
         step(f"checking {assignment}")
-        for check in (check_outputs_cleared, check_metadata, check_syllabus):
+        for check in (check_outputs_cleared, check_metadata, check_judgeable, check_syllabus):
             problems += check(root, assignment)
     step("checking that release/, notebooks/ and the samples are fresh")
     problems += [Problem("generated", "", f"{path}: stale, run `course release`")

@@ -47,6 +47,17 @@ def test_a_stale_release_is_reported(course):
     assert any(f"release/{DEMO}/{DEMO}.ipynb" in p and "stale" in p for p in problems)
 
 
+def test_a_test_cell_reading_what_only_an_example_defines_is_reported(course):
+    """The judge runs the locked cells and the test cells, never an example."""
+    path = course / "source" / DEMO / f"{DEMO}.ipynb"
+    tests = next(c for c in nbformat.read(str(path), as_version=4).cells if c.id == "create-tests")
+    _edit(course, DEMO, "create-tests", tests.source.replace(
+        'name = f"{NAMESPACE}-create"', 'name = f"{NAMESPACE}-create"\nprint(COUNT_TO_2000)'))
+    problems = [str(p) for p in validate(course, grading=False)]
+    assert f"{DEMO}:create-tests: reads 'COUNT_TO_2000', which the judge does not have: define " \
+        "it in the setup cell or in the test cell" in problems
+
+
 def test_a_missing_syllabus_item_is_reported_by_the_command(course):
     path = course / "source" / DEMO / f"{DEMO}.ipynb"
     nb = nbformat.read(str(path), as_version=4)

@@ -1,9 +1,9 @@
 """Forged verdicts, graded for real: every tampering submission scores what the same notebook
 without the tampering scores.
 
-Each family of tests/tampering.py goes into the untouched release (which scores nothing) and
-into a half-solved edition (every other exercise solved) of two course notebooks, graded in one
-run beside the honest editions. Grade cells run in a judge outside the kernel, so none of the
+Each family of tests/tampering.py goes into the untouched release (which scores nothing) of two
+course notebooks, and into a half-solved edition (every other exercise solved) of the first,
+graded in one run beside the honest editions. Grade cells run in a judge outside the kernel, so none of the
 kernel's tricks reaches a verdict.
 """
 
@@ -22,6 +22,10 @@ from graders.pool import LocalPool, default_workers
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 NOTEBOOKS = ["02-containers", "17-volumes"]
+#: Which editions are tampered with, per notebook: a half-solved one costs a full grading.
+EDITIONS = {"02-containers": ["release", "half"], "17-volumes": ["release"]}
+CASES = [(assignment, edition) for assignment, editions in EDITIONS.items()
+         for edition in editions]
 
 
 def half_solved(assignment: str) -> nbformat.NotebookNode:
@@ -45,7 +49,7 @@ def graded(tmp_path_factory):
         release = nbformat.read(str(ROOT / "release" / assignment / f"{assignment}.ipynb"), 4)
         editions = {"release": release, "half": half_solved(assignment)}
         for edition, notebook in list(editions.items()):
-            for family in FAMILIES:
+            for family in FAMILIES if edition in EDITIONS[assignment] else ():
                 editions[f"{edition}+{family}"] = tampered(notebook, family)
         for student, notebook in editions.items():
             target = course / "submitted" / student / assignment / f"{assignment}.ipynb"
@@ -67,8 +71,7 @@ def test_honest_editions_score_as_expected(graded, assignment):
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
-@pytest.mark.parametrize("assignment", NOTEBOOKS)
-@pytest.mark.parametrize("edition", ["release", "half"])
+@pytest.mark.parametrize(("assignment", "edition"), CASES)
 def test_tampering_scores_what_the_untampered_notebook_scores(graded, assignment, family,
                                                                edition):
     results = graded[assignment]
