@@ -146,22 +146,21 @@ def _rewrite_callers():
     return _Everything()
 ''' + _FORGE_UNSOLVED.replace("FORGED", "_rewrite_callers()"),
     "attack-judge": '''
-import json as _json, os as _os, signal as _signal, threading as _threading, time as _time
+import json as _json, os as _os, threading as _threading, time as _time
 def _forge_judges():
-    """Write 'passed' into every pipe of every other process of this user; stop the rest."""
-    me = _os.getpid()
-    while True:
+    """Write 'passed' into the pipes of every judge process this user can find; read its memory."""
+    forged = _json.dumps({"op": "ran", "stdout": "", "stderr": "", "error": None}) + "\\n"
+    while _os.getuid() != 0:  # never as root: the suite must not touch the grading host
         for pid in filter(str.isdigit, _os.listdir("/proc")):
-            if int(pid) in (me, _os.getppid()):
-                continue
             try:
+                with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                    if b"graders.judging" not in handle.read():
+                        continue
                 for fd in _os.listdir(f"/proc/{pid}/fd"):
-                    try:
-                        with open(f"/proc/{pid}/fd/{fd}", "w") as pipe:
-                            pipe.write(_json.dumps({"op": "ran", "stdout": "", "stderr": "",
-                                                    "error": None}) + "\\n")
-                    except OSError:
-                        pass
+                    if _os.readlink(f"/proc/{pid}/fd/{fd}").startswith("pipe:"):
+                        descriptor = _os.open(f"/proc/{pid}/fd/{fd}", _os.O_WRONLY | _os.O_NONBLOCK)
+                        _os.write(descriptor, forged.encode())
+                        _os.close(descriptor)
                 with open(f"/proc/{pid}/mem", "rb"):
                     pass
             except OSError:

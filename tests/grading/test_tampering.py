@@ -17,6 +17,7 @@ import pytest
 from conftest import ROOT
 from tampering import FAMILIES, tampered
 
+from graders import confinement
 from graders.grading import GradingOptions, grade_assignments
 from graders.pool import LocalPool, default_workers
 
@@ -74,6 +75,9 @@ def test_honest_editions_score_as_expected(graded, assignment):
 @pytest.mark.parametrize(("assignment", "edition"), CASES)
 def test_tampering_scores_what_the_untampered_notebook_scores(graded, assignment, family,
                                                                edition):
+    if family == "attack-judge" and not confinement.available():
+        pytest.skip("without root the judge runs unconfined, as the grading user: nothing "
+                    "keeps a process of that user out of it")
     results = graded[assignment]
     forged, honest = results[f"{edition}+{family}"], results[edition]
     assert forged.status.value in ("graded", "timed out", "kernel died"), forged.detail
