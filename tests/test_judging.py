@@ -7,6 +7,7 @@ import collections
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import docker
@@ -129,3 +130,59 @@ def _owner(pid: int) -> int:
         return os.stat(f"/proc/{pid}").st_uid
     except OSError:
         return -1
+
+
+class SlowLearner:
+    """Stands for the learner's kernel: answers each call after a pause, and can call back."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def call(self, name, args, kwargs, seconds, on_callback):
+        self.calls += 1
+        time.sleep(0.8)
+        if name == "calls_back":
+            answer = on_callback({"callback": args[0]["id"], "args": [], "kwargs": {}})
+            return {"op": "returned", "value": answer.get("value")}, []
+        return {"op": "returned", "value": self.calls}, [{"name": "stdout", "text": "hi\n"}]
+
+    def close(self) -> None:
+        pass
+
+
+def run_in_judge(*cells: str, names: list[str]):
+    """Run cells one after the other in one judge; what the last one ended with."""
+    judge = Judge("", None)
+    judge.start()
+    judge.attach(SlowLearner())
+    try:
+        return [judge.run(source, f"cell-{n}", names, 20) for n, source in enumerate(cells)][-1]
+    finally:
+        judge.stop()
+
+
+def test_a_call_given_up_in_a_thread_does_not_confuse_the_next_cell():
+    """The first cell stops waiting for its call and ends; the answer to that call arrives
+    while the judge already waits for the next cell, which must get its own answer."""
+    for _attempt in range(3):
+        judged = run_in_judge(
+            "import concurrent.futures\n"
+            "late = concurrent.futures.ThreadPoolExecutor(1).submit(slow)\n"
+            "try:\n"
+            "    late.result(timeout=0.2)\n"
+            "except concurrent.futures.TimeoutError:\n"
+            "    pass\n",
+            "assert slow() == 2, 'the second call did not get its own answer'\n",
+            names=["slow"])
+        assert judged.error is None, judged.error
+
+
+def test_a_callable_argument_is_called_back_in_the_judge():
+    judged = run_in_judge("assert calls_back(lambda: 'from the judge') == 'from the judge'\n",
+                          names=["calls_back"])
+    assert judged.error is None, judged.error
+
+
+def test_a_failing_check_is_the_verdict():
+    judged = run_in_judge("assert slow() == 99, 'wrong answer'\n", names=["slow"])
+    assert judged.error["ename"] == "AssertionError" and "wrong answer" in judged.error["evalue"]

@@ -16,6 +16,7 @@ import builtins
 import ctypes
 import io
 import os
+import queue
 import sys
 import threading
 import traceback
@@ -28,22 +29,39 @@ PR_GET_DUMPABLE = 3
 
 
 class Channel:
-    """The judge's end of the pipes to the grading worker: one call at a time."""
+    """The judge's end of the pipes to the grading worker: one call at a time.
+
+    One thread reads the pipe and sorts what comes: the worker's requests (run a cell, stop)
+    for the main loop, everything else for the call under way, which a test may have made from
+    a thread of its own (and given up waiting for) while the main loop goes on.
+    """
 
     def __init__(self, incoming: io.TextIOBase, outgoing: io.TextIOBase) -> None:
         self.incoming, self.outgoing = incoming, outgoing
         self.lock = threading.RLock()
+        self.sending = threading.Lock()
         self.callbacks: list = []
+        self.requests: queue.Queue = queue.Queue()
+        self.replies: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, name="judge-channel", daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.incoming:
+            message = loads(line)
+            (self.requests if message.get("op") in ("run", "stop") else self.replies).put(message)
+        self.requests.put({"op": "stop"})  # the worker is gone
+        self.replies.put({"op": "broken", "reason": "the grading worker is gone"})
 
     def send(self, message: dict) -> None:
-        self.outgoing.write(dumps(message) + "\n")
-        self.outgoing.flush()
+        with self.sending:
+            self.outgoing.write(dumps(message) + "\n")
+            self.outgoing.flush()
+
+    def request(self) -> dict:
+        return self.requests.get()
 
     def receive(self) -> dict:
-        line = self.incoming.readline()
-        if not line:
-            raise SystemExit(0)  # the worker is gone
-        return loads(line)
+        return self.replies.get()
 
     def call(self, name: str, args: tuple, kwargs: dict, seconds: float | None,
              client: Any) -> Any:
@@ -124,7 +142,7 @@ def run_cell(source: str, name: str, namespace: dict) -> dict:
 def serve(channel: Channel) -> None:
     namespace: dict = {"__name__": "__main__", "__builtins__": builtins}
     while True:
-        request = channel.receive()
+        request = channel.request()
         if request["op"] == "run":
             for name in request.get("learner", []):
                 namespace[name] = Learner(name, channel, namespace)

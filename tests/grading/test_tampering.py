@@ -3,8 +3,8 @@ without the tampering scores.
 
 Each family of tests/tampering.py goes into the untouched release (which scores nothing) of two
 course notebooks, and into a half-solved edition (every other exercise solved) of the first,
-graded in one run beside the honest editions. Grade cells run in a judge outside the kernel, so none of the
-kernel's tricks reaches a verdict.
+graded in one run beside the honest editions. Grade cells run in a judge outside the kernel,
+so none of the kernel's tricks reaches a verdict.
 """
 
 from __future__ import annotations
