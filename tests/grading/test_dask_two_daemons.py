@@ -24,6 +24,7 @@ import pytest
 
 from graders.grading import GradingOptions, grade_assignment
 from graders.namespace import Namespace
+from graders.preprocessors.execute_parameterized import JUDGE_SUFFIX
 from graders.release import generate_release
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -130,8 +131,9 @@ def test_two_dask_workers_each_grade_on_their_own_daemon(tmp_path, client, no_le
     assert _scores(on_dask) == _scores(local)
     assert on_dask.workers == 2
     root = tmp_path / "dask"
-    sleepers = {f"{Namespace.for_submission(b.MINI, f'solved{i}', salt=str(root)).value}-sleeper"
-                for i in range(SOLVED)}
+    # The test cell that makes the sleeper runs in the submission's judge (graders.judging).
+    sleepers = {f"{Namespace.for_submission(b.MINI, f'solved{i}', salt=str(root)).value}"
+                f"{JUDGE_SUFFIX}-sleeper" for i in range(SOLVED)}
     where = {name: sleepers & set(names) for name, names in created.items()}
     assert where["node-a"] and where["node-b"], f"one daemon did all the work: {created}"
     assert not where["node-a"] & where["node-b"], created
