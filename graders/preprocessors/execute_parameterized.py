@@ -208,14 +208,10 @@ class ExecuteParameterized(Execute):
         course = self._course.get(grade_id)
         if course is not None and course["grade"]:
             return self._judge_grade_cell(cell, resources, index, grade_id, course), resources
-        remaining = self._deadline - time.monotonic()
-        if not self._abandoned and remaining <= 0:
-            self._abandon(Status.TIMED_OUT,
-                          f"the submission's time limit of {self.submission_timeout} s ran out")
-        if self._abandoned:
-            cell.outputs = [_error_output("NotRun", f"not run: {self._abandoned}")]
+        seconds = self._seconds_for(cell)
+        if seconds is None:
             return cell, resources
-        self.timeout = max(1, min(self._cell_timeout, int(remaining) + 1))
+        self.timeout = seconds
         try:
             cell, resources = super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
@@ -231,17 +227,24 @@ class ExecuteParameterized(Execute):
             self._judge_course_cell(cell, index, grade_id, course)
         return cell, resources
 
-    def _judge_grade_cell(self, cell, resources, index: int, grade_id: str, course: dict):
-        """Run a grade cell in the judge; its verdict, never the kernel's word, is the grade."""
-        self._student_code_ran = True
+    def _seconds_for(self, cell) -> int | None:
+        """The cell's time limit within what is left of the submission's; None (and the cell
+        marked as not run) once the submission is abandoned."""
         remaining = self._deadline - time.monotonic()
         if not self._abandoned and remaining <= 0:
             self._abandon(Status.TIMED_OUT,
                           f"the submission's time limit of {self.submission_timeout} s ran out")
         if self._abandoned:
             cell.outputs = [_error_output("NotRun", f"not run: {self._abandoned}")]
+            return None
+        return max(1, min(self._cell_timeout, int(remaining) + 1))
+
+    def _judge_grade_cell(self, cell, resources, index: int, grade_id: str, course: dict):
+        """Run a grade cell in the judge; its verdict, never the kernel's word, is the grade."""
+        self._student_code_ran = True
+        seconds = self._seconds_for(cell)
+        if seconds is None:
             return cell
-        seconds = max(1, min(self._cell_timeout, int(remaining) + 1))
         self._attach_learner()
         try:
             judged = self._judge.run(course["source"], grade_id, self._learner_names, seconds)
