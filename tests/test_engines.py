@@ -586,7 +586,8 @@ def test_a_dockerd_course_starts_is_marked_and_can_be_stopped(monkeypatch, tmp_p
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     script = bin_dir / "dockerd"
-    script.write_text("#!/bin/sh\ntrap 'exit 0' TERM\nwhile :; do sleep 0.1; done\n")
+    ready = tmp_path / "ready"
+    script.write_text(f"#!/bin/sh\ntrap 'exit 0' TERM\ntouch {ready}\nwhile :; do sleep 0.1; done\n")
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.delenv(daemon.STARTED_MARK, raising=False)
@@ -595,6 +596,7 @@ def test_a_dockerd_course_starts_is_marked_and_can_be_stopped(monkeypatch, tmp_p
     try:
         assert daemon.started_by_course(ours.pid)
         assert not daemon.started_by_course(theirs.pid)
+        _wait_for(ready)  # a TERM before the trap is set would end it with -15, not 0
         began = time.monotonic()
         daemon.stop_dockerd(ours.pid, timeout=10)
         assert ours.wait(timeout=5) == 0 and time.monotonic() - began < 5
@@ -602,6 +604,13 @@ def test_a_dockerd_course_starts_is_marked_and_can_be_stopped(monkeypatch, tmp_p
         for process in (ours, theirs):
             process.kill()
             process.wait()
+
+
+def _wait_for(path: Path, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
 
 
 def test_the_system_engine_is_the_releases_own_docker_io():
