@@ -139,3 +139,21 @@ def requests_made(client: docker.DockerClient) -> list[dict] | None:
     except ValueError:
         return None
     return journal if isinstance(journal, list) else None
+
+
+def requests_on(client: docker.DockerClient, container, action: str) -> list[dict] | None:
+    """The requests this submission made to ``/containers/<container>/<action>`` (``attach``,
+    ``exec``...), naming ``container`` by name or id, or None outside grading."""
+    journal = requests_made(client)
+    if journal is None:
+        return None
+    return [entry for entry in journal
+            if _names_container(str(entry.get("path", "")), container, action)]
+
+
+def _names_container(path: str, container, action: str) -> bool:
+    parts = path.split("/")
+    if len(parts) != 4 or parts[:2] != ["", "containers"] or parts[3] != action:
+        return False
+    reference = parts[2]
+    return bool(reference) and (reference == container.name or container.id.startswith(reference))

@@ -587,7 +587,8 @@ def test_a_dockerd_course_starts_is_marked_and_can_be_stopped(monkeypatch, tmp_p
     bin_dir.mkdir()
     script = bin_dir / "dockerd"
     ready = tmp_path / "ready"
-    script.write_text(f"#!/bin/sh\ntrap 'exit 0' TERM\ntouch {ready}\nwhile :; do sleep 0.1; done\n")
+    script.write_text(f"#!/bin/sh\ntrap 'exit 0' TERM\ntouch {ready}\n"
+                      "while :; do sleep 0.1; done\n")
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.delenv(daemon.STARTED_MARK, raising=False)

@@ -16,6 +16,7 @@ from docker.errors import APIError, NotFound
 from docker.types import Mount
 
 from graders.gatekeeper import Gatekeeper, Limits
+from graders.lab import requests_made, requests_on
 from graders.settings import BUSYBOX_IMAGE, GATEKEEPER_LABEL, NAMESPACE_LABEL
 
 pytestmark = pytest.mark.docker
@@ -532,3 +533,27 @@ def test_a_build_gives_back_no_name_another_submission_moved_meanwhile(tmp_path,
     finally:
         for gate in gates:
             gate.close()
+
+
+def test_the_journal_records_the_submissions_calls_for_the_judge_only(gatekeeper, learner,
+                                                                     victim):
+    web = learner.containers.run(BUSYBOX_IMAGE, ["sleep", "60"], detach=True, name=f"{OWN}-web")
+    web.exec_run(["true"])
+    with pytest.raises(NotFound):
+        learner.containers.get(f"{OWN}-missing")
+    with refused("ownership"):
+        learner.api.stop(f"{OTHER}-web")
+    assert requests_made(learner) is None  # the submission's own door does not serve it
+    judge = docker.DockerClient(base_url=gatekeeper.judge_docker_host, version="auto")
+    try:
+        journal = requests_made(judge)
+        assert {"method": "GET", "path": f"/containers/{OWN}-missing/json", "status": 404,
+                "credentials": False} in journal
+        assert {"method": "POST", "path": f"/containers/{OTHER}-web/stop", "status": 403,
+                "credentials": False} in journal
+        judge.containers.get(web.id).exec_run(["true"])
+        assert requests_made(judge) == journal  # the judge's own calls are not the submission's
+        assert [r["status"] for r in requests_on(judge, web, "exec")] == [201]
+        assert requests_on(judge, web, "attach") == []
+    finally:
+        judge.close()

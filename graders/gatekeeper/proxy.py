@@ -10,6 +10,7 @@ submission ends, closing the gatekeeper removes everything the submission owns.
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import os
 import shutil
@@ -54,6 +55,9 @@ from .wire import (
 IDLE_UPSTREAMS = 4
 #: Where the judge's door answers with the submission's journal.
 JOURNAL_PATH = "/_course/journal"
+#: How many of the submission's latest requests the journal keeps: a judge asks about the
+#: calls made while it waits, and a submission looping on requests must not fill the memory.
+JOURNAL_ENTRIES = 50_000
 
 
 def _note_call(entry: dict, call: Call) -> None:
@@ -85,7 +89,7 @@ class Gatekeeper:
         #: Every request the submission made, with the daemon's status (or the refusal's):
         #: the evidence a judge reads of the calls a lesson is about (``GET /_course/journal``
         #: on the judge's door).
-        self.journal: list[dict] = []
+        self.journal: collections.deque[dict] = collections.deque(maxlen=JOURNAL_ENTRIES)
         self._folder = Path(tempfile.mkdtemp(prefix="course-gatekeeper-"))
         self.socket_path = self._folder / "docker.sock"
         #: The judge's own door (graders.judging): the same rules and the same objects, with
@@ -295,7 +299,7 @@ class Gatekeeper:
             return False
         if client.judge and head.method == "GET" and head.target == JOURNAL_PATH:
             await client.read_all(0)
-            await client.answer(json_response(200, self.journal))
+            await client.answer(json_response(200, list(self.journal)))
             return True
         entry: dict = {"method": head.method, "path": split_target(head.target)[1]}
         if not client.judge:
