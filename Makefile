@@ -3,7 +3,7 @@
 # COURSE_ENGINE (20.10, 26.1, system or auto) chooses the Docker Engine `course setup` provides;
 # auto keeps the one there, or installs 26.1. `make test` runs the suite on the Debian release's
 # own engine (20.10 on Debian 12, 26.1 on 13); tests/test_other_engine.py grades every notebook
-# again on the other engine and on 26.1's containerd image store, in side daemons.
+# again on the other engine, and those about images on 26.1's containerd image store, in side daemons.
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed

@@ -78,6 +78,20 @@ def test_known_exceptions_are_rebuilt_with_their_attributes():
     assert isinstance(missing, NotFound) and missing.status_code == 404
 
 
+def test_an_http_error_is_rebuilt_whole_and_can_be_shown():
+    """An HTTPError is also a file: one made without its __init__ fails even to print its
+    traceback, which would end the judge in the middle of a verdict."""
+    import traceback
+    import urllib.error
+
+    error = urllib.error.HTTPError("http://127.0.0.1:5000/v2/_catalog?n=100000", 400,
+                                   "Bad Request", None, None)
+    rebuilt = rebuild_exception(loads(dumps(encode_exception(error, Encoder()))))
+    assert isinstance(rebuilt, urllib.error.HTTPError)
+    assert (rebuilt.code, rebuilt.msg) == (400, "Bad Request")
+    assert "HTTP Error 400" in "".join(traceback.format_exception_only(type(rebuilt), rebuilt))
+
+
 def test_other_exceptions_become_learner_errors():
     class Mine(Exception):
         pass

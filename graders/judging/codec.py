@@ -236,19 +236,36 @@ def rebuild_exception(data: dict) -> BaseException:
         except (ImportError, AttributeError):
             klass = None
         if isinstance(klass, type) and issubclass(klass, Exception):
-            error = klass.__new__(klass)  # its own __init__ may want objects data cannot carry
+            error = _rebuilt(klass, data, message, decode)
+            if error is not None:
+                return error
+    return LearnerError(f"{module}.{name}: {message}")
+
+
+def _rebuilt(klass: type, data: dict, message: str, decode: Decoder) -> BaseException | None:
+    """An instance of ``klass`` carrying the data, or None if it would not behave as an
+    exception (one that cannot be shown would take the judge down when its test fails)."""
+    import traceback
+    import urllib.error
+
+    attributes = {str(k): decode(v) for k, v in dict(data.get("attributes", {})).items()}
+    status = attributes.pop("status_code", None)
+    try:
+        if issubclass(klass, urllib.error.HTTPError):  # a file-like object: its own __init__
+            error = klass(str(attributes.get("url", attributes.get("filename", ""))),
+                          attributes.get("code"), str(attributes.get("msg", message)), None, None)
+        else:
+            error = klass.__new__(klass)  # its __init__ may want objects data cannot carry
             args = [decode(arg) for arg in data.get("args", [])]
             Exception.__init__(error, *(args or [message]))
-            attributes = {str(k): decode(v) for k, v in dict(data.get("attributes", {})).items()}
-            status = attributes.pop("status_code", None)
-            try:
-                error.__dict__.update(attributes)
-                if type(status) is int and hasattr(klass, "status_code"):
-                    _give_response(error, status)
-            except (AttributeError, TypeError):
-                pass
-            return error
-    return LearnerError(f"{module}.{name}: {message}")
+            error.__dict__.update(attributes)
+        if type(status) is int and hasattr(klass, "status_code"):
+            _give_response(error, status)
+        repr(error), str(error)
+        traceback.format_exception_only(type(error), error)
+    except Exception:
+        return None
+    return error
 
 
 def _give_response(error: BaseException, status: int) -> None:

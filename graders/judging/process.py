@@ -134,9 +134,18 @@ def run_cell(source: str, name: str, namespace: dict) -> dict:
         with redirect_stdout(out), redirect_stderr(err):
             exec(code, namespace)
     except BaseException as raised:  # the cell's verdict: reported, never fatal to the judge
-        error = {"ename": type(raised).__name__, "evalue": str(raised)[:4000],
-                 "traceback": traceback.format_exception_only(type(raised), raised)}
+        error = _described(raised)
     return {"op": "ran", "stdout": out.getvalue(), "stderr": err.getvalue(), "error": error}
+
+
+def _described(raised: BaseException) -> dict:
+    """A cell's error as output data, even from an exception that fails to show itself."""
+    try:
+        return {"ename": type(raised).__name__, "evalue": str(raised)[:4000],
+                "traceback": traceback.format_exception_only(type(raised), raised)}
+    except Exception as failure:
+        text = f"{type(raised).__name__} (which could not be shown: {type(failure).__name__})"
+        return {"ename": type(raised).__name__, "evalue": text, "traceback": [text]}
 
 
 def serve(channel: Channel) -> None:

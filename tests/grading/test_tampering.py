@@ -1,9 +1,9 @@
 """Forged verdicts, graded for real: every tampering submission scores what the same notebook
 without the tampering scores.
 
-Each family of tests/tampering.py goes into the untouched release (which scores nothing) of two
-course notebooks, and into a half-solved edition (every other exercise solved) of the first,
-graded in one run beside the honest editions. Grade cells run in a judge outside the kernel,
+Each family of tests/tampering.py goes into the untouched release (which scores nothing) of
+02-containers and into a half-solved edition (every other exercise solved), and two of them into
+the release of 17-volumes, graded in one run beside the honest editions. Grade cells run in a judge outside the kernel,
 so none of the kernel's tricks reaches a verdict.
 """
 
@@ -23,10 +23,13 @@ from graders.pool import LocalPool, default_workers
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 NOTEBOOKS = ["02-containers", "17-volumes"]
-#: Which editions are tampered with, per notebook: a half-solved one costs a full grading.
-EDITIONS = {"02-containers": ["release", "half"], "17-volumes": ["release"]}
-CASES = [(assignment, edition) for assignment, editions in EDITIONS.items()
-         for edition in editions]
+#: Which editions are tampered with, and how, per notebook: every family on 02, and on 17 the
+#: cell-runner wrapper (five lines that once scored its untouched release 12/12) and the fake
+#: Docker client (which must not turn honest work into a forgery). A grading costs seconds.
+EDITIONS = {"02-containers": {"release": sorted(FAMILIES), "half": sorted(FAMILIES)},
+            "17-volumes": {"release": ["cell-runner", "fake-docker"]}}
+CASES = [(assignment, edition, family) for assignment, editions in EDITIONS.items()
+         for edition, families in editions.items() for family in families]
 
 
 def half_solved(assignment: str) -> nbformat.NotebookNode:
@@ -50,7 +53,7 @@ def graded(tmp_path_factory):
         release = nbformat.read(str(ROOT / "release" / assignment / f"{assignment}.ipynb"), 4)
         editions = {"release": release, "half": half_solved(assignment)}
         for edition, notebook in list(editions.items()):
-            for family in FAMILIES if edition in EDITIONS[assignment] else ():
+            for family in EDITIONS[assignment].get(edition, ()):
                 editions[f"{edition}+{family}"] = tampered(notebook, family)
         for student, notebook in editions.items():
             target = course / "submitted" / student / assignment / f"{assignment}.ipynb"
@@ -71,8 +74,7 @@ def test_honest_editions_score_as_expected(graded, assignment):
     assert 0 < results["half"].score < results["half"].max_score
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
-@pytest.mark.parametrize(("assignment", "edition"), CASES)
+@pytest.mark.parametrize(("assignment", "edition", "family"), CASES)
 def test_tampering_scores_what_the_untampered_notebook_scores(graded, assignment, family,
                                                                edition):
     if family == "attack-judge" and not confinement.available():

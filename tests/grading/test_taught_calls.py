@@ -65,7 +65,7 @@ import urllib.request
 
 def list_repositories(registry, page_size):
     """Every name in one request, ignoring the pages."""
-    with urllib.request.urlopen(f"http://{registry}/v2/_catalog?n=100000", timeout=10) as answer:
+    with urllib.request.urlopen(f"http://{registry}/v2/_catalog?n=1000", timeout=10) as answer:
         return json.load(answer)["repositories"]
 '''),
     "16-links-networks": ("link-env-solution", "link-env-tests", '''
