@@ -10,8 +10,11 @@ while the untouched release earns nothing in every grade cell.
 from __future__ import annotations
 
 import ast
+import io
+import re
 import shutil
 import tempfile
+import tokenize
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +27,7 @@ from .grading import GradingOptions, grade_assignments
 from .nbgrader_env import sqlite_url
 from .pool import local_pool
 from .release import generate_release, source_assignments, stale_files
-from .samples import SampleMaker
+from .samples import SOLUTION_MARKERS, SampleMaker
 
 MIN_EXERCISES, MIN_POINTS = 5, 10
 
@@ -129,6 +132,150 @@ def check_judgeable(root: Path, assignment: str) -> list[Problem]:
                                         f"reads {name!r}, which the judge does not have: define "
                                         "it in the setup cell or in the test cell"))
         known |= bound
+    return problems
+
+
+MIN_LEAKED_LINE, MIN_LEAKED_KEYWORD = 16, 10
+_BARE = re.compile(r"[\w.]+(\(\))?")
+
+
+def _python(source: str) -> str:
+    """A cell's source with its IPython lines (`%magic`, `!shell`) blanked, lines kept in place."""
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line
+                     for line in source.splitlines())
+
+
+def _normalised(text: str) -> str:
+    """Whitespace collapsed and quotes unified, so that `"a",  'b'` and `'a', 'b'` compare."""
+    return " ".join(text.replace('"', "'").split())
+
+
+def _leakable(line: str) -> list[str]:
+    """What of one solution line a message must not quote: the line, and for `return x` or
+    `name = x` the expression x; none of them if shorter than MIN_LEAKED_LINE, a `def` line,
+    or only a name or a call without arguments."""
+    line = line.strip().rstrip(",").strip()
+    if line.startswith(("def ", "async def ")):
+        return []
+    pieces = [line]
+    if line.startswith("return "):
+        pieces.append(line.removeprefix("return ").strip())
+    target, equals, value = line.partition(" = ")
+    if equals and _BARE.fullmatch(target.replace(", ", "").replace(" ", "")):
+        pieces.append(value.strip())
+    return [_normalised(p) for p in pieces
+            if len(p) >= MIN_LEAKED_LINE and not _BARE.fullmatch(p)]
+
+
+def solution_fragments(source: str) -> tuple[set[str], set[str]]:
+    """What a message must not quote from one solution cell: its code lines and the lines of
+    its string literals that hold a space (a Dockerfile instruction, a command: not a single
+    value such as a path, which a message may well expect), between the solution markers,
+    without comments and docstrings (see _leakable); and its `name=value` keyword arguments of
+    at least MIN_LEAKED_KEYWORD characters. All normalised (see _normalised)."""
+    source = _python(source)
+    try:
+        tree = ast.parse(source)
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (SyntaxError, tokenize.TokenError):
+        return set(), set()
+    lines = source.splitlines()
+    marked = [i + 1 for i, line in enumerate(lines) if line.strip() in SOLUTION_MARKERS]
+    regions = list(zip(marked[::2], marked[1::2], strict=False)) or [(0, len(lines) + 1)]
+
+    def solved(node: ast.AST) -> bool:
+        return any(begin < node.lineno <= node.end_lineno < end for begin, end in regions)
+
+    for token in tokens:
+        if token.type == tokenize.COMMENT:
+            row, col = token.start
+            lines[row - 1] = lines[row - 1][:col]
+    docstrings = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(
+                body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            docstrings.add(id(body[0].value))
+            for row in range(body[0].lineno, body[0].end_lineno + 1):
+                lines[row - 1] = ""
+    pieces = {piece for begin, end in regions for line in lines[begin:end - 1]
+              for piece in _leakable(line)}
+    keywords = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg and solved(node):
+            text = _normalised(f"{node.arg}={ast.get_source_segment(source, node.value)}")
+            if len(text) >= MIN_LEAKED_KEYWORD:
+                keywords.add(text)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and id(node) not in docstrings and solved(node):
+            pieces |= {piece for line in node.value.splitlines() if " " in line.strip()
+                       for piece in _leakable(line)}
+    return pieces, keywords
+
+
+def _string_texts(node: ast.AST, strings: dict[str, list[ast.AST]]) -> list[str]:
+    """The texts of the string constants in ``node``: an f-string's literal parts joined, a
+    name followed to the strings assigned to it in the cell."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, ast.JoinedStr):
+        return ["".join(part.value for part in node.values if isinstance(part, ast.Constant))]
+    if isinstance(node, ast.Name):
+        return [text for value in strings.get(node.id, []) if not isinstance(value, ast.Name)
+                for text in _string_texts(value, strings)]
+    return [text for child in ast.iter_child_nodes(node) for text in _string_texts(child, strings)]
+
+
+def assert_messages(source: str) -> list[str]:
+    """The messages of a test cell: of its asserts, and of the AssertionErrors it raises."""
+    try:
+        tree = ast.parse(_python(source))
+    except SyntaxError:
+        return []
+    strings: dict[str, list[ast.AST]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    strings.setdefault(target.id, []).append(node.value)
+    messages = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assert) and node.msg is not None:
+            messages += _string_texts(node.msg, strings)
+        elif isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) \
+                and isinstance(node.exc.func, ast.Name) and node.exc.func.id == "AssertionError":
+            for argument in node.exc.args:
+                messages += _string_texts(argument, strings)
+    return messages
+
+
+def check_messages_hide_solutions(root: Path, assignment: str) -> list[Problem]:
+    """A failed check says what is wrong without handing out the answer: no message quotes a
+    solution line of the notebook (whitespace and quotes normalised; at least 16 characters, not
+    a comment, docstring, `def` line or bare name or call), or a `name=value` keyword argument
+    of a solution call of at least 10 characters (`detach=True` yes, `name=name` no)."""
+    nb = _source(root, assignment)
+    lines, keywords = set(), set()
+    for cell in nb.cells:
+        if cell.cell_type == "code" and _meta(cell).get("solution"):
+            cell_lines, cell_keywords = solution_fragments(cell.source)
+            lines |= cell_lines
+            keywords |= cell_keywords
+    keyword_patterns = {k: re.compile(r"(?<![\w.])" + re.escape(k) + r"(?![\w])")
+                        for k in keywords}
+    problems = []
+    for cell in nb.cells:
+        meta = _meta(cell)
+        if cell.cell_type != "code" or not meta.get("grade"):
+            continue
+        name = meta.get("grade_id", cell.get("id", ""))
+        for message in dict.fromkeys(_normalised(m) for m in assert_messages(cell.source)):
+            quoted = sorted(line for line in lines if line in message)
+            quoted += sorted(k for k, pattern in keyword_patterns.items()
+                             if pattern.search(message) and not any(k in q for q in quoted))
+            if quoted:
+                problems.append(Problem(assignment, name, f"the message {message[:80]!r} "
+                                        f"quotes the solution: {quoted[0]!r}"))
     return problems
 
 
@@ -264,7 +411,8 @@ def validate(root: Path, assignments: list[str] | None = None, grading: bool = T
     problems: list[Problem] = []
     for assignment in assignments:
         step(f"checking {assignment}")
-        for check in (check_outputs_cleared, check_metadata, check_judgeable, check_syllabus):
+        for check in (check_outputs_cleared, check_metadata, check_judgeable, check_syllabus,
+                      check_messages_hide_solutions):
             problems += check(root, assignment)
     step("checking that release/, notebooks/ and the samples are fresh")
     problems += [Problem("generated", "", f"{path}: stale, run `course release`")

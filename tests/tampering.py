@@ -80,11 +80,11 @@ get_ipython().events.register("post_run_cell", _forge)
 FAMILIES: dict[str, str] = {
     "cell-runner": '''
 _ip = get_ipython()
-_run = _ip.run_cell_async
-async def _forgiving(raw_cell, *args, **kwargs):
+_run = _ip.run_cell  # what ipykernel calls for a cell without top-level await
+def _forgiving(raw_cell, *args, **kwargs):
     body = "".join("    " + line + "\\n" for line in raw_cell.splitlines()) or "    pass\\n"
-    return await _run("try:\\n" + body + "except BaseException:\\n    pass\\n", *args, **kwargs)
-_ip.run_cell_async = _forgiving
+    return _run("try:\\n" + body + "except BaseException:\\n    pass\\n", *args, **kwargs)
+_ip.run_cell = _forgiving
 ''',
     "exception-handler": '''
 get_ipython().set_custom_exc((BaseException,), lambda shell, etype, value, tb, tb_offset=None: None)

@@ -555,5 +555,10 @@ def test_the_journal_records_the_submissions_calls_for_the_judge_only(gatekeeper
         assert requests_made(judge) == journal  # the judge's own calls are not the submission's
         assert [r["status"] for r in requests_on(judge, web, "exec")] == [201]
         assert requests_on(judge, web, "attach") == []
+        stream = learner.api.attach(f"{OWN}-web", stream=True)
+        try:  # recorded as soon as the daemon answered, while the stream is still open
+            assert [r["status"] for r in requests_on(judge, web, "attach")] == [101]
+        finally:
+            stream.close()
     finally:
         judge.close()

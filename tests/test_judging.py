@@ -92,6 +92,15 @@ def test_an_http_error_is_rebuilt_whole_and_can_be_shown():
     assert "HTTP Error 400" in "".join(traceback.format_exception_only(type(rebuilt), rebuilt))
 
 
+def test_a_url_error_is_rebuilt_as_an_os_error_with_its_reason():
+    import urllib.error
+
+    error = urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+    rebuilt = rebuild_exception(loads(dumps(encode_exception(error, Encoder()))))
+    assert isinstance(rebuilt, urllib.error.URLError) and isinstance(rebuilt, OSError)
+    assert "Connection refused" in str(rebuilt)
+
+
 def test_other_exceptions_become_learner_errors():
     class Mine(Exception):
         pass

@@ -12,8 +12,8 @@ import nbformat
 import pytest
 from conftest import ROOT
 
-from graders.release import release
-from graders.validate import check_grading, validate
+from graders.release import release, source_assignments
+from graders.validate import check_grading, check_messages_hide_solutions, validate
 
 DEMO = "02-containers"
 
@@ -70,6 +70,41 @@ def test_a_missing_syllabus_item_is_reported_by_the_command(course):
                            str(course)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
     assert f"{DEMO}:rm-v-solution: no exercise covers syllabus item `rm-v`" in done.stdout
+
+
+
+def _replace_in(root: Path, cell_id: str, old: str, new: str) -> None:
+    path = root / "source" / DEMO / f"{DEMO}.ipynb"
+    tests = next(c for c in nbformat.read(str(path), as_version=4).cells if c.id == cell_id)
+    assert old in tests.source
+    _edit(root, DEMO, cell_id, tests.source.replace(old, new))
+
+
+def test_a_message_quoting_a_solution_line_is_reported(course):
+    """Quotes and spacing differ from the solution's line: the message still hands it out."""
+    _replace_in(course, "create-tests", "(not containers.run) and do not call start().",
+                "(not containers.run): client.containers.create(image,  ['echo', 'ready'], "
+                "name=name, labels=labels)")
+    problems = [str(p) for p in validate(course, grading=False)]
+    assert any(p.startswith(f"{DEMO}:create-tests: the message ") and "quotes the solution: "
+               "\"client.containers.create(image, ['echo', 'ready'], name=name, labels=labels)\""
+               in p for p in problems), problems
+
+
+def test_a_message_quoting_a_keyword_argument_of_the_solution_is_reported(course):
+    """In an f-string, as here, the message is its literal parts."""
+    _replace_in(course, "run-tests", "set MESSAGE.", "pass environment={{'MESSAGE': message}}.")
+    problems = [str(p) for p in check_messages_hide_solutions(course, DEMO)]
+    assert len(problems) == 1 and problems[0].startswith(f"{DEMO}:run-tests: the message "), \
+        problems
+    assert problems[0].endswith("quotes the solution: \"environment={'MESSAGE': message}\"")
+
+
+def test_the_course_messages_name_options_without_handing_out_the_solution():
+    """Every notebook's messages may name a method or an option, never quote the answer."""
+    problems = [str(p) for assignment in source_assignments(ROOT)
+                for p in check_messages_hide_solutions(ROOT, assignment)]
+    assert problems == []
 
 
 @pytest.mark.docker

@@ -365,15 +365,19 @@ class Gatekeeper:
         await asyncio.to_thread(hold.__enter__)
         status: int | None = None
         try:
-            status, keep = await self._exchange_upstream(client, decision)
+            status, keep = await self._exchange_upstream(client, decision, entry)
             return keep
         finally:
-            entry["status"] = status
+            if status is not None or "status" not in entry:  # keep the daemon's answer
+                entry["status"] = status
             hold.__exit__(None, None, None)
             if decision.after is not None:
                 await asyncio.to_thread(decision.after, status)
 
-    async def _exchange_upstream(self, client: Client, decision: Forward) -> tuple[int, bool]:
+    async def _exchange_upstream(self, client: Client, decision: Forward,
+                                 entry: dict) -> tuple[int, bool]:
+        """Pass the call on; its status goes into the journal ``entry`` as soon as the daemon
+        answers, so a judge sees a stream (attach, logs) while it still runs."""
         call = decision.call
         body = call.encoded_body()
         head = h11.Request(method=call.method, target=call.target,
@@ -393,6 +397,7 @@ class Gatekeeper:
             if upstream is None:
                 upstream = await self._open_upstream()
                 answer = await self._send(client, upstream, call, head, body)
+            entry["status"] = answer.status_code
             if answer.status_code == 101 and call.upgrade:
                 await self._hijack(client, upstream, answer)
                 return 101, False

@@ -254,6 +254,10 @@ def _rebuilt(klass: type, data: dict, message: str, decode: Decoder) -> BaseExce
         if issubclass(klass, urllib.error.HTTPError):  # a file-like object: its own __init__
             error = klass(str(attributes.get("url", attributes.get("filename", ""))),
                           attributes.get("code"), str(attributes.get("msg", message)), None, None)
+        elif issubclass(klass, urllib.error.URLError):  # shows its reason, an exception itself
+            reason = attributes.get("reason", message.removeprefix("<urlopen error ")
+                                    .removesuffix(">"))
+            error = klass(reason)
         else:
             error = klass.__new__(klass)  # its __init__ may want objects data cannot carry
             args = [decode(arg) for arg in data.get("args", [])]

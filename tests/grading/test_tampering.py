@@ -3,8 +3,8 @@ without the tampering scores.
 
 Each family of tests/tampering.py goes into the untouched release (which scores nothing) of
 02-containers and into a half-solved edition (every other exercise solved), and two of them into
-the release of 17-volumes, graded in one run beside the honest editions. Grade cells run in a judge outside the kernel,
-so none of the kernel's tricks reaches a verdict.
+the release of 17-volumes, graded in one run beside the honest editions. Grade cells run in a
+judge outside the kernel, so none of the kernel's tricks reaches a verdict.
 """
 
 from __future__ import annotations
