@@ -183,9 +183,11 @@ def container_violations(inspect: dict, scratch: Path | str, namespace: str, *,
                      f"CpuQuota={host.get('CpuQuota')}, CpuPeriod={host.get('CpuPeriod')}; "
                      f"must be > 0 and <= 2)")
     log = host.get("LogConfig") or {}
-    if log.get("Type") not in ("json-file", "local") or not (log.get("Config") or {}).get(
-            "max-size"):
-        found.append(f"LogConfig={log} (must be json-file or local with a max-size)")
+    discarded = log.get("Type") == "none" and not log.get("Config")
+    rotated = log.get("Type") in ("json-file", "local") and (log.get("Config") or {}).get(
+        "max-size")
+    if not (discarded or rotated):
+        found.append(f"LogConfig={log} (must be none, or json-file or local with a max-size)")
     return found
 
 
