@@ -1,9 +1,9 @@
 """Packing an assignment once, in the coordinator, so workers need not run nbgrader to set it up.
 
 The coordinator has already generated the release and put the assignment's cells into its
-gradebook. A bundle carries the results (the release notebook and a small SQLite gradebook
-holding only this assignment's cells), so a worker writes three files instead of running
-nbgrader's generate_assignment once per assignment, which costs a few seconds each time.
+gradebook. A bundle carries the results (the source folder, the released notebooks and a small
+SQLite gradebook holding only this assignment's cells), so a worker writes files instead of
+running nbgrader's generate_assignment once per assignment, which costs a few seconds each time.
 """
 
 from __future__ import annotations
@@ -16,20 +16,27 @@ from pathlib import Path
 
 from nbgrader.api import Gradebook
 
+from .folders import read_folder
 from .nbgrader_env import sqlite_url, stamp_new_gradebook
 from .tasks import AssignmentBundle
 
+#: The most an assignment's source folder may carry to the workers.
+ASSIGNMENT_BYTES = 256 * 1024 * 1024
 
-def make_bundle(root: Path, db_url: str, assignment: str) -> AssignmentBundle:
-    """The bundle of ``assignment``, whose release and gradebook cells already exist."""
-    source = root / "source" / assignment / f"{assignment}.ipynb"
-    release = root / "release" / assignment / f"{assignment}.ipynb"
+
+def make_bundle(root: Path, db_url: str, assignment: str, release_dir: Path) -> AssignmentBundle:
+    """The bundle of ``assignment``, whose release (in ``release_dir``) and gradebook cells
+    already exist."""
+    source, _ = read_folder(root / "source" / assignment, limit=ASSIGNMENT_BYTES)
+    release, _ = read_folder(release_dir / assignment, limit=ASSIGNMENT_BYTES)
+    notebooks = tuple((path, content) for path, content in release if path.endswith(".ipynb"))
+    config = tuple((path.name, path.read_bytes()) for path in sorted(root.glob("*.py"))
+                   if path.is_file() and not path.is_symlink())
     with tempfile.TemporaryDirectory(prefix="course-bundle-") as scratch:
         gradebook = Path(scratch) / "gradebook.db"
         shutil.copy(_empty_gradebook(), gradebook)
         copy_assignment(db_url, sqlite_url(gradebook), assignment)
-        return AssignmentBundle(assignment, source.read_bytes(), release.read_bytes(),
-                                gradebook.read_bytes())
+        return AssignmentBundle(assignment, source, notebooks, gradebook.read_bytes(), config)
 
 
 def copy_assignment(from_url: str, to_url: str, assignment: str) -> None:

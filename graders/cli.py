@@ -227,7 +227,9 @@ class _ProgressBar:
 
 
 grading_flags = [
-    click.option("--cell-timeout", default=30, show_default=True, help="Seconds per cell."),
+    click.option("--cell-timeout", type=click.IntRange(min=1), default=None,
+                 help="Seconds per cell [default: nbgrader_config.py's Execute.timeout, else "
+                      "30]."),
     click.option("--timeout", default=300, show_default=True,
                  help="Seconds per submission, all cells together."),
     click.option("--force", is_flag=True, help="Regrade submissions already graded."),
@@ -259,10 +261,13 @@ def with_grading_flags(command):
 @click.argument("assignments", nargs=-1, required=True)
 @click.option("--course-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="The nbgrader course folder holding source/ and submitted/ [default: repo].")
+@click.option("--write-release", is_flag=True,
+              help="Also write the generated release into release/ (by default release/, which "
+                   "students may already have fetched, is left as it is).")
 @with_grading_flags
 @reports_errors
-def grade(assignments, course_dir, cell_timeout, timeout, force, students, db, feedback, workers,
-          scheduler, gatekeeper, max_containers) -> None:
+def grade(assignments, course_dir, write_release, cell_timeout, timeout, force, students, db,
+          feedback, workers, scheduler, gatekeeper, max_containers) -> None:
     """Autograde the submissions of each ASSIGNMENT in submitted/<student>/ASSIGNMENT/.
 
     Several assignments share one pool of warm workers. Interrupted or not, run the same command
@@ -278,10 +283,10 @@ def grade(assignments, course_dir, cell_timeout, timeout, force, students, db, f
         signal.signal(stop, signal.default_int_handler)
     bar = _ProgressBar()
     try:
-        batches = grade_assignments(course_dir or project_root(), list(assignments),
-                                    _grading_options(cell_timeout, timeout, force, students, db,
-                                                     feedback, workers, scheduler, gatekeeper,
-                                                     max_containers),
+        options = _grading_options(cell_timeout, timeout, force, students, db, feedback, workers,
+                                   scheduler, gatekeeper, max_containers)
+        options.write_release = write_release
+        batches = grade_assignments(course_dir or project_root(), list(assignments), options,
                                     on_start=bar.start, on_result=bar.result)
     finally:
         bar.stop()

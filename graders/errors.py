@@ -55,3 +55,9 @@ class GradingError(CourseError):
     """The grading run itself could not proceed (not one submission's fault)."""
 
     remedy = "Run `course doctor`; the gradebook and submissions are untouched."
+
+
+class ConfigInvalid(CourseError):
+    """The course folder's nbgrader_config.py cannot be loaded."""
+
+    remedy = "Fix nbgrader_config.py (nbgrader itself would stop on it too), then run again."

@@ -43,33 +43,37 @@ def failure_message(cell) -> str:
     return ""
 
 
-def gradescope_results(autograded: nbformat.NotebookNode, grades: dict[str, tuple],
-                       outcome: Outcome) -> dict:
-    """A Gradescope ``results.json`` for one submission.
+def gradescope_results(notebooks: dict[str, tuple[nbformat.NotebookNode, dict[str, tuple]]],
+                       outcome: Outcome, penalty: float = 0.0) -> dict:
+    """A Gradescope ``results.json`` for one submission, from each autograded notebook and its
+    grades by grade id.
 
-    Each grade cell is one test. A cell that contains hidden tests is marked ``hidden``; its
-    output is the error's name and message only, so no hidden code is shown.
+    Each grade cell is one test, named ``notebook/grade id`` when there are several notebooks.
+    A cell that contains hidden tests is marked ``hidden``; its output is the error's name and
+    message only, so no hidden code is shown. A late penalty comes off the total.
     """
     tests = []
-    for cell in autograded.cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if not meta.get("grade") or meta.get("grade_id") not in grades:
-            continue
-        score, max_score = grades[meta["grade_id"]]
-        hidden = HIDDEN_MARKER in cell.source
-        tests.append({
-            "name": meta["grade_id"],
-            "score": score or 0.0,
-            "max_score": max_score,
-            "status": "passed" if score == max_score else "failed",
-            "visibility": "hidden" if hidden else "visible",
-            "output": "" if score == max_score else failure_message(cell),
-        })
+    for name, (autograded, grades) in notebooks.items():
+        for cell in autograded.cells:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if not meta.get("grade") or meta.get("grade_id") not in grades:
+                continue
+            score, max_score = grades[meta["grade_id"]]
+            hidden = HIDDEN_MARKER in cell.source
+            tests.append({
+                "name": f"{name}/{meta['grade_id']}" if len(notebooks) > 1 else meta["grade_id"],
+                "score": score or 0.0,
+                "max_score": max_score,
+                "status": "passed" if score == max_score else "failed",
+                "visibility": "hidden" if hidden else "visible",
+                "output": "" if score == max_score else failure_message(cell),
+            })
+    late = f"; late penalty {penalty:g}" if penalty else ""
     return {
-        "score": sum(t["score"] for t in tests),
+        "score": max(0.0, sum(t["score"] for t in tests) - penalty),
         "execution_time": round(outcome.seconds),
         "output": f"Grading status: {outcome.status.value}"
-                  + (f" ({outcome.detail})" if outcome.detail else ""),
+                  + (f" ({outcome.detail})" if outcome.detail else "") + late,
         "visibility": "visible",
         "tests": tests,
     }
@@ -82,14 +86,20 @@ def write_gradescope(root: Path, db_url: str, assignment: str,
     with Gradebook(db_url) as gradebook:
         for outcome in outcomes:
             student = outcome.student
-            path = root / "autograded" / student / assignment / f"{assignment}.ipynb"
-            if not path.exists():
+            folder = root / "autograded" / student / assignment
+            notebooks, penalty = {}, 0.0
+            for notebook in gradebook.find_submission(assignment, student).notebooks \
+                    if folder.is_dir() else []:
+                path = folder / f"{notebook.notebook.name}.ipynb"
+                if path.exists():
+                    grades = {g.name: (g.score, g.max_score) for g in notebook.grades}
+                    notebooks[notebook.notebook.name] = (nbformat.read(str(path), as_version=4),
+                                                         grades)
+                    penalty += notebook.late_submission_penalty or 0.0
+            if not notebooks:
                 continue
-            notebook = gradebook.find_submission_notebook(assignment, assignment, student)
-            grades = {g.name: (g.score, g.max_score) for g in notebook.grades}
-            results = gradescope_results(nbformat.read(str(path), as_version=4), grades,
-                                         outcome)
             target = out / student / "results.json"
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(json.dumps(results, indent=2))
+            target.write_text(json.dumps(gradescope_results(notebooks, outcome, penalty),
+                                         indent=2))
     return out

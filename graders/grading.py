@@ -12,6 +12,7 @@ import collections
 import dataclasses
 import functools
 import json
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,8 +26,9 @@ from .confinement import secrets
 from .daemon import daemon_answers
 from .errors import GradingError
 from .exports import write_grades_csv, write_gradescope, write_status_csv
+from .folders import read_folder
 from .namespace import Namespace
-from .nbgrader_env import sqlite_url
+from .nbgrader_env import configured, file_config, sqlite_url
 from .outcome import Outcome, Status
 from .pool import DaskPool, LocalPool, local_pool
 from .recording import Recorder
@@ -42,7 +44,8 @@ ADMIT_EVERY = 1.0
 class GradingOptions:
     """Everything a grading run can be told; the CLI flags only set these."""
 
-    cell_timeout: int = settings.CELL_TIMEOUT
+    #: None: nbgrader_config.py's Execute.timeout, else settings.CELL_TIMEOUT.
+    cell_timeout: int | None = None
     submission_timeout: int = settings.SUBMISSION_TIMEOUT
     force: bool = False
     students: list[str] | None = None
@@ -53,6 +56,8 @@ class GradingOptions:
     retries: int = 1
     gatekeeper: bool = True
     limits: dict = field(default_factory=dict)
+    #: Write the generated release into the course's release/ (nbgrader's generate_assignment).
+    write_release: bool = False
 
 
 @dataclass
@@ -88,6 +93,24 @@ def _solution_sources(notebook: dict) -> dict[str, str]:
     return sources
 
 
+#: nbgrader's folder names, which the course's grading uses whatever the configuration says.
+_FOLDERS = {"source_directory": "source", "release_directory": "release",
+            "submitted_directory": "submitted", "autograded_directory": "autograded",
+            "feedback_directory": "feedback"}
+
+
+def _check_folders(config) -> None:
+    """Refuse plainly a configuration that moves nbgrader's folders, rather than ignore it."""
+    moved = {key: value for key, value in config.get("CourseDirectory", {}).items()
+             if key in _FOLDERS and value != _FOLDERS[key]}
+    if moved:
+        raise GradingError(
+            "nbgrader_config.py renames folders course grade does not follow: "
+            + ", ".join(f"CourseDirectory.{key} = {value!r}" for key, value in moved.items()),
+            remedy="Use nbgrader's default folder names (source, release, submitted, "
+                   "autograded, feedback).")
+
+
 def find_students(root: Path, assignment: str) -> list[str]:
     """Students with a submission folder for ``assignment``, sorted."""
     submitted = root / "submitted"
@@ -101,56 +124,84 @@ class Coordinator:
         self.root = root.resolve()
         self.assignment = assignment
         self.options = options
-        self.db_url = options.db_url or sqlite_url(self.root / "gradebook.db")
+        self.config = file_config(self.root)
+        _check_folders(self.config)
+        self.db_url = options.db_url or configured(self.config, "CourseDirectory.db_url") \
+            or sqlite_url(self.root / "gradebook.db")
+        self.cell_timeout = options.cell_timeout or configured(
+            self.config, "ExecuteParameterized.timeout", "Execute.timeout",
+            "ExecutePreprocessor.timeout", default=settings.CELL_TIMEOUT)
         self.recorder = Recorder(self.root, self.db_url, assignment)
-
-    def prepare(self) -> AssignmentBundle:
-        """Put the assignment (cells, hidden tests, points) into the gradebook."""
-        source = self.root / "source" / self.assignment / f"{self.assignment}.ipynb"
-        if not source.exists():
-            raise GradingError(f"no source notebook for {self.assignment} in {self.root}/source",
-                               remedy="Check the assignment id and --course-dir.")
-        generate_release(self.root, self.root / "release", assignments=[self.assignment],
-                         db_url=self.db_url)
-        return make_bundle(self.root, self.db_url, self.assignment)
-
-    def code_cells(self) -> int:
-        """The source notebook's code cells: a notebook with more takes longer to grade."""
-        source = self.root / "source" / self.assignment / f"{self.assignment}.ipynb"
-        return sum(cell["cell_type"] == "code"
-                   for cell in json.loads(source.read_bytes())["cells"])
-
-    def submitted_notebook(self, student: str) -> Path:
-        return self.root / "submitted" / student / self.assignment / f"{self.assignment}.ipynb"
-
-    def unattempted(self, student: str) -> bool:
-        """Whether every solution cell of the submission is still as released."""
-        try:
-            submitted = _solution_sources(json.loads(self.submitted_notebook(student).read_bytes()))
-        except (OSError, ValueError, TypeError, AttributeError):
-            return False  # unreadable: the worker reports why
-        return submitted == self.released_solutions
+        self.bundle: AssignmentBundle | None = None
 
     @functools.cached_property
-    def released_solutions(self) -> dict[str, str]:
-        release = self.root / "release" / self.assignment / f"{self.assignment}.ipynb"
-        return _solution_sources(json.loads(release.read_bytes()))
+    def notebooks(self) -> list[str]:
+        """The assignment's notebooks (names without suffix), as nbgrader finds them."""
+        return sorted(p.stem for p in (self.root / "source" / self.assignment).glob("*.ipynb"))
+
+    def prepare(self) -> AssignmentBundle:
+        """Put the assignment (cells, hidden tests, points) into the gradebook.
+
+        The release is generated afresh from source/ (what the gradebook's checksums come
+        from) into release/ only when asked: what students already fetched stays as it is.
+        """
+        if not self.notebooks:
+            raise GradingError(f"no source notebook for {self.assignment} in "
+                               f"{self.root}/source/{self.assignment}/",
+                               remedy="Check the assignment id and --course-dir.")
+        with tempfile.TemporaryDirectory(prefix="course-release-") as scratch:
+            release_dir = self.root / "release" if self.options.write_release else Path(scratch)
+            generate_release(self.root, release_dir, assignments=[self.assignment],
+                             db_url=self.db_url)
+            self.bundle = make_bundle(self.root, self.db_url, self.assignment, release_dir)
+        return self.bundle
+
+    def code_cells(self) -> int:
+        """The source notebooks' code cells: an assignment with more takes longer to grade."""
+        folder = self.root / "source" / self.assignment
+        return sum(cell["cell_type"] == "code" for name in self.notebooks
+                   for cell in json.loads((folder / f"{name}.ipynb").read_bytes())["cells"])
+
+    def submitted_folder(self, student: str) -> Path:
+        return self.root / "submitted" / student / self.assignment
+
+    def unattempted(self, student: str) -> bool:
+        """Whether every solution cell of every notebook of the submission is still as released
+        (a notebook not handed in counts as untouched)."""
+        folder = self.submitted_folder(student)
+        for name, released in self.released_solutions.items():
+            path = folder / f"{name}.ipynb"
+            if not path.exists():
+                continue
+            try:
+                if _solution_sources(json.loads(path.read_bytes())) != released:
+                    return False
+            except (OSError, ValueError, TypeError, AttributeError):
+                return False  # unreadable: the worker reports why
+        return True
+
+    @functools.cached_property
+    def released_solutions(self) -> dict[str, dict[str, str]]:
+        return {path.removesuffix(".ipynb"): _solution_sources(json.loads(content))
+                for path, content in self.bundle.release}
 
     def submission_size(self, student: str) -> int:
-        notebook = self.submitted_notebook(student)
-        return notebook.stat().st_size if notebook.exists() else 0
+        folder = self.submitted_folder(student)
+        return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) \
+            if folder.is_dir() else 0
 
     def task(self, bundle: AssignmentBundle, student: str) -> GradingTask:
-        notebook = self.submitted_notebook(student)
-        folder = notebook.parent
+        folder = self.submitted_folder(student)
+        files, left_out = read_folder(folder)
         stamp = folder / "timestamp.txt"
         return GradingTask(
             bundle=bundle, student=student,
             namespace=Namespace.for_submission(self.assignment, student,
                                                salt=str(self.root)).value,
-            notebook=notebook.read_bytes() if notebook.exists() else b"",
-            timestamp=stamp.read_text().strip() if stamp.exists() else "",
-            cell_timeout=self.options.cell_timeout,
+            files=files, left_out=tuple(left_out),
+            timestamp=stamp.read_text().strip() if stamp.is_file() and not stamp.is_symlink()
+            else "",
+            cell_timeout=self.cell_timeout,
             submission_timeout=self.options.submission_timeout,
             feedback=self.options.feedback,
             gatekeeper=self.options.gatekeeper,
@@ -272,15 +323,15 @@ def _run(pool, bundles: dict[str, AssignmentBundle], jobs: list[_Job],
     attempts = {job: 0 for job in jobs}
     waiting = collections.deque(jobs)
     in_flight: dict = {}
-
-    def task(job: _Job) -> GradingTask:
-        return job.coordinator.task(bundles[job.coordinator.assignment], job.student)
+    #: The task each job was last sent as: the submission's folder is read once per attempt.
+    sent: dict[_Job, GradingTask] = {}
 
     try:
         while waiting or in_flight:
             while waiting and pool.admits(len(in_flight)):
                 job = waiting.popleft()
-                in_flight[pool.submit(task(job))] = job
+                sent[job] = job.coordinator.task(bundles[job.coordinator.assignment], job.student)
+                in_flight[pool.submit(sent[job])] = job
             for future in pool.finished(in_flight, timeout=ADMIT_EVERY):
                 job = in_flight.pop(future)
                 result = future.result()
@@ -292,14 +343,14 @@ def _run(pool, bundles: dict[str, AssignmentBundle], jobs: list[_Job],
                         _wait_for_daemon(60)
                     waiting.append(job)
                     continue
-                outcome = coordinator.recorder.record(result, task(job).timestamp)
+                outcome = coordinator.recorder.record(result, sent.pop(job).timestamp)
                 batches[coordinator.assignment].results.append(outcome)
                 if on_result:
                     on_result(outcome)
     except KeyboardInterrupt:
         if client is not None:
             for job in in_flight.values():
-                remove_namespace(client, task(job).namespace, match_names=True)
+                remove_namespace(client, sent[job].namespace, match_names=True)
         recorded = sum(1 for batch in batches.values() for r in batch.results
                        if r.status != Status.INFRASTRUCTURE)
         raise GradingInterrupted(

@@ -9,7 +9,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from traitlets.config import Config
+from traitlets.config import Config, PyFileConfigLoader
+
+from .errors import ConfigInvalid
+
+#: The configuration file nbgrader reads from the course folder.
+CONFIG_FILE = "nbgrader_config.py"
+#: The course id when nbgrader_config.py names none (nbgrader's exchange needs one).
+DEFAULT_COURSE_ID = "docker-course"
 
 
 @contextmanager
@@ -59,17 +66,53 @@ def stamp_new_gradebook(db_url: str) -> None:
 def course_config(root: Path, db_url: str, **sections: dict) -> Config:
     """An nbgrader Config for the course folder ``root`` with gradebook ``db_url``.
 
-    ``sections`` adds or overrides configuration classes, e.g. ``Execute={"timeout": 30}``.
+    The folder's own nbgrader_config.py comes first (course id, exchange, late penalties and
+    the rest), then the folder and gradebook in use, then ``sections``, which add or override
+    configuration classes, e.g. ``Execute={"timeout": 30}``.
     """
     config = Config()
+    config.CourseDirectory.course_id = DEFAULT_COURSE_ID
+    config.Exchange.root = str(_private_exchange())
+    config.merge(file_config(root))
     config.CourseDirectory.root = str(root)
     config.CourseDirectory.db_url = db_url
-    config.CourseDirectory.course_id = "docker-course"
-    config.Exchange.root = str(_private_exchange())
     for section, values in sections.items():
         for key, value in values.items():
             setattr(getattr(config, section), key, value)
     return config
+
+
+def file_config(root: Path) -> Config:
+    """``root/nbgrader_config.py`` loaded as nbgrader loads it; an empty Config if there is none.
+
+    Modules beside it (a late-penalty plugin, say) import as they do for nbgrader, which runs
+    from the course folder: the folder is on the import path while its configuration is used.
+    """
+    path = root / CONFIG_FILE
+    if not path.is_file():
+        return Config()
+    on_path(root)
+    try:
+        return PyFileConfigLoader(CONFIG_FILE, path=str(root)).load_config()
+    except Exception as error:  # whatever the file raises: a syntax error, a failed import
+        cause = error.__cause__ or error
+        raise ConfigInvalid(f"{path} could not be loaded: {type(cause).__name__}: {cause}") \
+            from None
+
+
+def on_path(folder: Path) -> None:
+    """Let ``folder``'s modules be imported, as from nbgrader's working folder."""
+    if str(folder) not in sys.path:
+        sys.path.append(str(folder))
+
+
+def configured(config: Config, *names: str, default=None):
+    """The first of ``names`` ("Section.key") the configuration sets, else ``default``."""
+    for name in names:
+        section, key = name.split(".")
+        if section in config and key in config[section]:
+            return config[section][key]
+    return default
 
 
 def _private_exchange() -> Path:

@@ -59,29 +59,31 @@ class Recorder:
             gradebook.update_or_create_student(result.student)
             submission = gradebook.update_or_create_submission(self.assignment, result.student,
                                                                **extra)
-            scores = {g.name: g for g in result.grades}
+            scores = {(g.notebook, g.name): g for g in result.grades}
             for notebook in submission.notebooks:
+                name = notebook.notebook.name
                 for grade in notebook.grades:
-                    cell = scores.get(grade.name)
+                    cell = scores.get((name, grade.name))
                     grade.auto_score = cell.auto_score if cell else 0
                     grade.needs_manual_grade = (grade.manual_score is not None
                                                 or grade.auto_score is None)
                 for comment in notebook.comments:
-                    comment.auto_comment = result.comments.get(comment.name)
+                    comment.auto_comment = result.comments.get((name, comment.name))
+                notebook.late_submission_penalty = result.penalties.get(name)
             gradebook.db.commit()
 
     def _write_files(self, result: GradingResult) -> None:
-        for step, content in (("autograded", result.autograded),
-                              ("feedback", result.feedback_html)):
-            suffix = "ipynb" if step == "autograded" else "html"
-            path = self.root / step / result.student / self.assignment / \
-                f"{self.assignment}.{suffix}"
-            if content:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.unlink(missing_ok=True)
-                path.write_bytes(content)
-            else:
-                path.unlink(missing_ok=True)
+        """The autograded notebooks and feedback pages, replacing what an earlier run wrote."""
+        for step, files, suffix in (("autograded", result.autograded, ".ipynb"),
+                                    ("feedback", result.feedback_html, ".html")):
+            folder = self.root / step / result.student / self.assignment
+            for stale in folder.glob(f"*{suffix}"):
+                if stale.name not in files:
+                    stale.unlink()
+            for name, content in files.items():
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / name).unlink(missing_ok=True)
+                (folder / name).write_bytes(content)
 
     def score(self, student: str) -> tuple[float | None, float]:
         """The student's recorded score and the assignment's maximum."""

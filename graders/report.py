@@ -47,16 +47,14 @@ def collect(root: Path, db_url: str) -> list[AssignmentStats]:
 
 
 def _failures(root: Path, assignment: str, student: str) -> list[str]:
-    path = root / "autograded" / student / assignment / f"{assignment}.ipynb"
-    if not path.exists():
-        return []
     messages = []
-    for cell in nbformat.read(str(path), as_version=4).cells:
-        if cell.get("metadata", {}).get("nbgrader", {}).get("grade"):
-            message = failure_message(cell)
-            if message:
-                grade_id = cell.metadata["nbgrader"]["grade_id"]
-                messages.append(f"{grade_id}: {message.splitlines()[0][:160]}")
+    for path in sorted((root / "autograded" / student / assignment).glob("*.ipynb")):
+        for cell in nbformat.read(str(path), as_version=4).cells:
+            if cell.get("metadata", {}).get("nbgrader", {}).get("grade"):
+                message = failure_message(cell)
+                if message:
+                    grade_id = cell.metadata["nbgrader"]["grade_id"]
+                    messages.append(f"{grade_id}: {message.splitlines()[0][:160]}")
     return messages
 
 

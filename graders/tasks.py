@@ -12,25 +12,41 @@ from dataclasses import dataclass, field
 
 from .outcome import Outcome, Status
 
+#: A folder's files as (path relative to the folder, content) pairs, sorted by path.
+Files = tuple[tuple[str, bytes], ...]
+
 
 @dataclass(frozen=True)
 class AssignmentBundle:
     """An assignment as a worker needs it, made once by the coordinator (graders.bundles).
 
-    The source notebook (solutions and hidden tests), the release notebook (to put back deleted
-    cells) and an SQLite gradebook with only this assignment's cells: a worker writes them into
-    its private course folder once per version instead of running nbgrader to make them.
+    Every file of the source folder (notebooks with solutions and hidden tests, and the support
+    files nbgrader copies over a submission), the released notebooks (to put back deleted
+    cells), the course's nbgrader configuration and an SQLite gradebook with only this
+    assignment's cells: a worker writes them into its private course folder once per version
+    instead of running nbgrader to make them.
     """
 
     assignment: str
-    source: bytes
-    release: bytes
+    source: Files
+    release: Files
     gradebook: bytes
+    #: The course folder's nbgrader_config.py and the modules beside it (a late-penalty plugin).
+    config: Files = ()
+
+    @property
+    def notebooks(self) -> list[str]:
+        """The assignment's notebook names (no suffix), as nbgrader names them."""
+        return [path.removesuffix(".ipynb") for path, _ in self.release
+                if path.endswith(".ipynb") and "/" not in path]
 
     @property
     def key(self) -> str:
         """Identifies this exact version, so a worker prepares it once and reuses it."""
-        return f"{self.assignment}-{hashlib.sha256(self.source).hexdigest()[:16]}"
+        digest = hashlib.sha256()
+        for path, content in self.source + self.config:
+            digest.update(path.encode() + b"\0" + hashlib.sha256(content).digest())
+        return f"{self.assignment}-{digest.hexdigest()[:16]}"
 
 
 @dataclass(frozen=True)
@@ -40,7 +56,10 @@ class GradingTask:
     bundle: AssignmentBundle
     student: str
     namespace: str
-    notebook: bytes
+    #: The submission folder's files: its notebooks and whatever else the student handed in.
+    files: Files
+    #: What of the submission folder was not sent, and why (symbolic links, past the size cap).
+    left_out: tuple[str, ...] = ()
     timestamp: str = ""
     cell_timeout: int = 30
     submission_timeout: int = 300
@@ -57,6 +76,7 @@ class GradingTask:
 class CellGrade:
     """One grade cell's result, as nbgrader's SaveAutoGrades would record it."""
 
+    notebook: str
     name: str
     auto_score: float | None
     needs_manual_grade: bool
@@ -68,9 +88,13 @@ class GradingResult:
 
     outcome: Outcome
     grades: list[CellGrade] = field(default_factory=list)
-    comments: dict[str, str | None] = field(default_factory=dict)
-    autograded: bytes = b""
-    feedback_html: bytes = b""
+    #: nbgrader's late-submission penalty of each notebook (AssignLatePenalties), by name.
+    penalties: dict[str, float | None] = field(default_factory=dict)
+    #: Each comment by (notebook, grade id).
+    comments: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    #: The autograded notebooks and the feedback pages, by file name.
+    autograded: dict[str, bytes] = field(default_factory=dict)
+    feedback_html: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def student(self) -> str:

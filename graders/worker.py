@@ -43,6 +43,7 @@ from nbgrader.preprocessors import (
 
 from . import settings
 from .feedback import generate_feedback
+from .folders import write_folder
 from .nbgrader_env import course_config, sqlite_url, tools_on_path
 from .outcome import Outcome, Status
 from .preprocessors import ExecuteParameterized, RestoreDeletedCells, SaveJudgedGrades
@@ -137,12 +138,10 @@ def _prepare(task: GradingTask) -> Path:
     bundle = task.bundle
     if bundle.key not in _prepared:
         root = _private_root() / bundle.key
-        name = f"{bundle.assignment}.ipynb"
-        for path, content in ((root / "source" / bundle.assignment / name, bundle.source),
-                              (root / "release" / bundle.assignment / name, bundle.release),
-                              (root / "gradebook.db", bundle.gradebook)):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(content)
+        write_folder(root / "source" / bundle.assignment, bundle.source)
+        write_folder(root / "release" / bundle.assignment, bundle.release)
+        (root / "gradebook.db").write_bytes(bundle.gradebook)
+        write_folder(root, bundle.config)
         _prepared[bundle.key] = root
     return _prepared[bundle.key]
 
@@ -152,53 +151,103 @@ def _grade(task: GradingTask) -> GradingResult:
     root = _prepare(task)
     db_url = sqlite_url(root / "gradebook.db")
     submitted = root / "submitted" / student / assignment
-    notebook = submitted / f"{assignment}.ipynb"
-    submitted.mkdir(parents=True, exist_ok=True)
-    notebook.write_bytes(task.notebook)
+    _forget(root, student)
+    submitted.mkdir(parents=True)
+    write_folder(submitted, task.files)
     if task.timestamp:
         (submitted / "timestamp.txt").write_text(task.timestamp)
-    problem = unreadable(notebook)
-    if problem:
+    notebooks = task.bundle.notebooks
+    problems = {name: unreadable(submitted / f"{name}.ipynb") for name in notebooks}
+    problems = {name: problem for name, problem in problems.items() if problem}
+    for name in problems:  # graded as not handed in: nothing of it runs, it scores nothing
+        (submitted / f"{name}.ipynb").unlink(missing_ok=True)
+    if len(problems) == len(notebooks):
         _forget(root, student)
-        return GradingResult(_outcome(task, Status.INVALID, problem))
+        return GradingResult(_outcome(task, Status.INVALID, _problems(problems, notebooks)))
     client = docker.from_env()
     try:
         remove_namespace(client, task.namespace, match_names=True)  # a killed earlier run's
     finally:
         client.close()
-    outcome_path = root / "outcomes" / f"{student}.json"
-    outcome_path.parent.mkdir(exist_ok=True)
-    outcome_path.unlink(missing_ok=True)
+    outcomes = root / "outcomes" / student
+    shutil.rmtree(outcomes, ignore_errors=True)
+    outcomes.mkdir(parents=True)
     scratch = Path(tempfile.mkdtemp(prefix=f"course-{task.namespace}-"))
     try:
         with tools_on_path():
-            api = NbGraderAPI(config=_autograde_config(task, root, db_url, outcome_path, scratch))
+            api = NbGraderAPI(config=_autograde_config(task, root, db_url, outcomes, scratch))
             run = api.autograde(assignment, student, force=True, create=True)
-        if not outcome_path.exists():
-            # Execution never started: nbgrader rejected the notebook while sanitizing it.
+        executed = [name for name in notebooks if (outcomes / f"{name}.json").exists()]
+        if not executed:
+            # Execution never started: nbgrader rejected the notebooks while sanitizing them.
             return GradingResult(_outcome(task, Status.INVALID,
                                           "nbgrader could not process the notebook: "
                                           + first_error(run)))
-        outcome = Outcome.load(outcome_path)
+        outcome = merged_outcome({name: Outcome.load(outcomes / f"{name}.json")
+                                  for name in executed}, len(notebooks) > 1)
         outcome.student, outcome.assignment = student, assignment
-        outcome.worker = socket.gethostname()
+        outcome.namespace, outcome.worker = task.namespace, socket.gethostname()
+        notes = [note for note in (_problems(problems, notebooks), _left_out(task)) if note]
+        outcome.detail = "; ".join(filter(None, [outcome.detail, *notes]))
         result = GradingResult(outcome)
         if not run["success"]:
             if outcome.status != Status.INFRASTRUCTURE:
                 outcome.detail = first_error(run)
             outcome.status = Status.INFRASTRUCTURE
             return result
-        result.grades, result.comments = _read_grades(db_url, assignment, student)
-        graded = root / "autograded" / student / assignment / f"{assignment}.ipynb"
-        result.autograded = graded.read_bytes()
+        result.grades, result.comments, result.penalties = _read_grades(db_url, assignment,
+                                                                        student)
+        graded = root / "autograded" / student / assignment
+        result.autograded = {path.name: path.read_bytes()
+                             for path in sorted(graded.glob("*.ipynb"))}
         if task.feedback:
             folder = generate_feedback(root, db_url, assignment, student)
-            page = folder / f"{assignment}.html" if folder else None
-            result.feedback_html = page.read_bytes() if page and page.exists() else b""
+            pages = sorted(folder.glob("*.html")) if folder else []
+            result.feedback_html = {page.name: page.read_bytes() for page in pages}
         return result
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         _forget(root, student)
+
+
+#: Which status a submission of several notebooks ends with: the worst of its notebooks'.
+_SEVERITY = (Status.GRADED, Status.TIMED_OUT, Status.KERNEL_DIED, Status.INFRASTRUCTURE)
+
+
+def merged_outcome(by_notebook: dict[str, Outcome], several: bool) -> Outcome:
+    """One Outcome for a submission from each executed notebook's: times and counts added, the
+    worst status kept, and, when there are several notebooks, each detail, restored cell and
+    verdict named after its notebook."""
+    def named(notebook: str, text: str) -> str:
+        return f"{notebook}: {text}" if several else text
+
+    merged = Outcome()
+    for notebook, outcome in by_notebook.items():
+        if _SEVERITY.index(outcome.status) > _SEVERITY.index(merged.status):
+            merged.status = outcome.status
+        if outcome.detail:
+            merged.detail = "; ".join(filter(None, [merged.detail,
+                                                    named(notebook, outcome.detail)]))
+        merged.seconds = round(merged.seconds + outcome.seconds, 2)
+        merged.swept += outcome.swept
+        merged.sweep_failures += outcome.sweep_failures
+        merged.refused += outcome.refused
+        merged.restored_cells += [named(notebook, cell) for cell in outcome.restored_cells]
+        merged.verdicts.update({(f"{notebook}/{name}" if several else name): verdict
+                                for name, verdict in outcome.verdicts.items()})
+    merged.refused = merged.refused[:20]
+    return merged
+
+
+def _problems(problems: dict[str, str], notebooks: list[str]) -> str:
+    if len(notebooks) == 1:
+        return next(iter(problems.values()), "")
+    return "; ".join(f"{name}.ipynb scores nothing: {problem}"
+                     for name, problem in problems.items())
+
+
+def _left_out(task: GradingTask) -> str:
+    return f"not graded: {', '.join(task.left_out)}" if task.left_out else ""
 
 
 def _forget(root: Path, student: str) -> None:
@@ -207,7 +256,7 @@ def _forget(root: Path, student: str) -> None:
         shutil.rmtree(root / step / student, ignore_errors=True)
 
 
-def _autograde_config(task: GradingTask, root: Path, db_url: str, outcome_path: Path,
+def _autograde_config(task: GradingTask, root: Path, db_url: str, outcomes: Path,
                       scratch: Path):
     assignment = task.bundle.assignment
     return course_config(
@@ -219,18 +268,17 @@ def _autograde_config(task: GradingTask, root: Path, db_url: str, outcome_path: 
                                         ClearMetadataPreprocessor, LimitOutput, SaveJudgedGrades,
                                         AssignLatePenalties, CheckCellMetadata],
         },
-        RestoreDeletedCells={"release_notebook": str(
-            root / "release" / assignment / f"{assignment}.ipynb")},
+        RestoreDeletedCells={"release_folder": str(root / "release" / assignment)},
         ExecuteParameterized={
             "timeout": task.cell_timeout,
             "submission_timeout": task.submission_timeout,
             "namespace": task.namespace,
-            "outcome_file": str(outcome_path),
+            "outcome_folder": str(outcomes),
             "scratch_dir": str(scratch),
             "gatekeeper": task.gatekeeper,
             "limits": dict(task.limits),
             "hidden_paths": list(task.private_paths),
-            "judge_source": str(root / "source" / assignment / f"{assignment}.ipynb"),
+            "judge_folder": str(root / "source" / assignment),
             "parameters": {
                 "NAMESPACE": task.namespace,
                 "BUSYBOX_IMAGE": settings.BUSYBOX_IMAGE,
@@ -242,11 +290,15 @@ def _autograde_config(task: GradingTask, root: Path, db_url: str, outcome_path: 
 
 
 def _read_grades(db_url: str, assignment: str, student: str):
+    grades, comments, penalties = [], {}, {}
     with Gradebook(db_url) as gradebook:
-        notebook = gradebook.find_submission_notebook(assignment, assignment, student)
-        grades = [CellGrade(g.name, g.auto_score, g.needs_manual_grade) for g in notebook.grades]
-        comments = {c.name: c.auto_comment for c in notebook.comments}
-    return grades, comments
+        for notebook in gradebook.find_submission(assignment, student).notebooks:
+            name = notebook.notebook.name
+            grades += [CellGrade(name, g.name, g.auto_score, g.needs_manual_grade)
+                       for g in notebook.grades]
+            comments.update({(name, c.name): c.auto_comment for c in notebook.comments})
+            penalties[name] = notebook.late_submission_penalty
+    return grades, comments, penalties
 
 
 def unreadable(path: Path) -> str:

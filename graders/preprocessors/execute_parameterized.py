@@ -1,7 +1,7 @@
 """nbgrader's Execute with per-submission parameters, a wall-clock limit, judges and a sweep.
 
 Papermill only injects the parameters here; nbgrader's Execute runs the kernel. With a judge
-(``judge_source``), no grade cell runs in the learner's kernel: each is run, hidden tests and
+(``judge_folder``), no grade cell runs in the learner's kernel: each is run, hidden tests and
 all, from the instructor's source notebook in the submission's judge process
 (graders.judging), which calls the learner's functions in the kernel and gets data back; the
 verdicts go to ``resources["course_verdicts"]`` for SaveJudgedGrades. A grade cell that fails,
@@ -12,6 +12,7 @@ kernel dies, has every remaining code cell marked as not run.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -55,6 +56,19 @@ def _name(cell: NotebookNode, index: int) -> str:
         or f"#{index}"
 
 
+def _support_files_to(folder: Path, confined) -> None:
+    """The assignment's data files, beside which nbgrader runs a notebook, copied to where a
+    confined kernel runs (its scratch folder) and given to the submission's user."""
+    scratch = Path(confined.scratch)
+    if folder.resolve() == scratch.resolve():
+        return
+    shutil.copytree(folder, scratch, dirs_exist_ok=True, symlinks=True,
+                    ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
+    for top, folders, files in os.walk(scratch):
+        for name in folders + files:
+            os.chown(Path(top) / name, confined.uid, confined.uid, follow_symlinks=False)
+
+
 class ExecuteParameterized(Execute):
     """Execute one submission in its own namespace and sweep what it left on the daemon."""
 
@@ -64,8 +78,9 @@ class ExecuteParameterized(Execute):
         config=True)
     submission_timeout = Integer(300, help="Wall-clock limit for the whole notebook, seconds.").tag(
         config=True)
-    outcome_file = Unicode("", help="Where to write the Outcome of this execution (JSON).").tag(
-        config=True)
+    outcome_folder = Unicode(
+        "", help="Where to write the Outcome of each notebook's execution (<notebook>.json)."
+    ).tag(config=True)
     gatekeeper = Bool(
         True, help="Give the kernel a gatekeeper's endpoint instead of the daemon itself."
     ).tag(config=True)
@@ -80,9 +95,10 @@ class ExecuteParameterized(Execute):
     ).tag(config=True)
     hidden_paths = List([], help="Files and folders the confined kernel must not see.").tag(
         config=True)
-    judge_source = Unicode(
-        "", help="The instructor's source notebook: grade cells are judged from it, outside "
-                 "the learner's kernel. Empty: grade cells run in the kernel (nbgrader's way)."
+    judge_folder = Unicode(
+        "", help="The assignment's source folder: each notebook's grade cells are judged from "
+                 "the instructor's notebook of the same name there, outside the learner's "
+                 "kernel. Empty: grade cells run in the kernel (nbgrader's way)."
     ).tag(config=True)
 
     raise_on_iopub_timeout = Bool(False).tag(config=True)
@@ -91,6 +107,11 @@ class ExecuteParameterized(Execute):
                             "--IPKernelApp.log_level=ERROR"]).tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
+        notebook = (resources or {}).get("nbgrader", {}).get("notebook", "")
+        self._judge_source = str(Path(self.judge_folder) / f"{notebook}.ipynb") \
+            if self.judge_folder and notebook else ""
+        outcome_file = Path(self.outcome_folder) / f"{notebook}.json" \
+            if self.outcome_folder and notebook else None
         self._outcome = Outcome(namespace=self.namespace)
         self._outcome.restored_cells = list(nb.metadata.get(METADATA_KEY, {})
                                             .get("restored_cells", []))
@@ -100,17 +121,20 @@ class ExecuteParameterized(Execute):
         self._kernel_docker_host = ""
         self._student_code_ran = False
         self._judge = None
-        self._course = course_cells(Path(self.judge_source)) if self.judge_source else {}
-        self._learner_names = learner_names(Path(self.judge_source)) if self.judge_source \
+        self._course = course_cells(Path(self._judge_source)) if self._judge_source else {}
+        self._learner_names = learner_names(Path(self._judge_source)) if self._judge_source \
             else []
         self._verdicts = self._outcome.verdicts
-        if resources is not None and self.judge_source:
+        if resources is not None and self._judge_source:
             resources["course_verdicts"] = self._verdicts
         self._confinement = None
         if self.confine and self.gatekeeper and self.scratch_dir and confinement.available():
             self._confinement = confinement.Confinement(self.namespace, Path(self.scratch_dir),
                                                         hidden=list(self.hidden_paths))
             self._confinement.prepare()
+            folder = (resources or {}).get("metadata", {}).get("path", "")
+            if folder:
+                _support_files_to(Path(folder), self._confinement)
         nb = parameterize_notebook(self._prepare(nb), self.parameters)
         started = time.monotonic()
         client = None
@@ -125,7 +149,7 @@ class ExecuteParameterized(Execute):
             with swept(client, self.namespace) as removed, \
                     DaemonWatch() as watch, self._gatekeeper() as gatekeeper:
                 self._kernel_docker_host = gatekeeper.docker_host if gatekeeper else ""
-                if self.judge_source:
+                if self._judge_source:
                     self._start_judge(gatekeeper)
                 try:
                     nb, resources = super().preprocess(nb, resources, km)
@@ -144,8 +168,8 @@ class ExecuteParameterized(Execute):
             self._outcome.seconds = round(time.monotonic() - started, 2)
             if client is not None:
                 client.close()
-            if self.outcome_file:
-                self._outcome.save(Path(self.outcome_file))
+            if outcome_file is not None:
+                self._outcome.save(outcome_file)
         return nb, resources
 
     def _start_judge(self, gatekeeper) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
@@ -28,14 +30,17 @@ class RestoreDeletedCells(NbGraderPreprocessor):
     hidden tests included, so deleting a test gains nothing.
     """
 
-    release_notebook = Unicode(
-        "", help="Path of the released notebook the submission was made from."
+    release_folder = Unicode(
+        "", help="The released assignment the submission was made from: each notebook is "
+                 "restored from the released notebook of the same name there."
     ).tag(config=True)
 
     def preprocess(self, nb, resources):
-        if not self.release_notebook:
+        notebook = resources.get("nbgrader", {}).get("notebook", "")
+        release = Path(self.release_folder) / f"{notebook}.ipynb"
+        if not self.release_folder or not notebook or not release.exists():
             return nb, resources
-        released = nbformat.read(self.release_notebook, as_version=4).cells
+        released = nbformat.read(str(release), as_version=4).cells
         present = {_grade_id(cell) for cell in nb.cells} - {None}
         position, restored = 0, []
         for cell in released:

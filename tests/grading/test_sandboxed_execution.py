@@ -47,6 +47,14 @@ PROBE = textwrap.dedent("""\
 """)
 
 
+NOTEBOOK = "mini"
+
+
+def _resources(path) -> dict:
+    """What nbgrader hands a preprocessor: where the notebook runs, and which one it is."""
+    return {"metadata": {"path": str(path)}, "nbgrader": {"notebook": NOTEBOOK}}
+
+
 def _execute(tmp_path, **traits):
     """Run the mini assignment plus the probe, beside another submission's gatekeeper."""
     with Gatekeeper("sandbox00002", tmp_path, client_uid=confinement.FIRST_UID - 1) as other:
@@ -58,19 +66,18 @@ def _execute_beside(tmp_path, other_gatekeeper: str, **traits):
     nb.cells.append(nbformat.v4.new_code_cell(PROBE, id="probe"))
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    outcome = tmp_path / "outcome.json"
     source = str(ROOT / "source")
     execute = ExecuteParameterized(
-        timeout=30, namespace=NAMESPACE, scratch_dir=str(scratch), outcome_file=str(outcome),
+        timeout=30, namespace=NAMESPACE, scratch_dir=str(scratch), outcome_folder=str(tmp_path),
         hidden_paths=[source],
         parameters={"NAMESPACE": NAMESPACE, "BUSYBOX_IMAGE": BUSYBOX_IMAGE,
                     "SOURCE": source, "OUTSIDE": str(tmp_path),
                     "OTHER_GATEKEEPER": other_gatekeeper}, **traits)
-    nb, _ = execute.preprocess(nb, {"metadata": {"path": str(scratch)}})
+    nb, _ = execute.preprocess(nb, _resources(scratch))
     probe = next(c for c in nb.cells if c.id == "probe")
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors, errors
-    return json.loads(probe.outputs[0].text), Outcome.load(outcome)
+    return json.loads(probe.outputs[0].text), Outcome.load(tmp_path / f"{NOTEBOOK}.json")
 
 
 def test_the_kernel_talks_to_its_gatekeeper(tmp_path, no_leftovers):
@@ -117,12 +124,11 @@ class _KernelWithoutDocker(ExecuteParameterized):
 
 
 def _execute_without_docker(tmp_path, nb):
-    outcome = tmp_path / "outcome.json"
     execute = _KernelWithoutDocker(
-        timeout=30, namespace=NAMESPACE, gatekeeper=False, outcome_file=str(outcome),
+        timeout=30, namespace=NAMESPACE, gatekeeper=False, outcome_folder=str(tmp_path),
         parameters={"NAMESPACE": NAMESPACE, "BUSYBOX_IMAGE": BUSYBOX_IMAGE})
-    nb, _ = execute.preprocess(nb, {"metadata": {"path": str(tmp_path)}})
-    return nb, Outcome.load(outcome)
+    nb, _ = execute.preprocess(nb, _resources(tmp_path))
+    return nb, Outcome.load(tmp_path / f"{NOTEBOOK}.json")
 
 
 def test_a_course_cell_that_cannot_reach_docker_is_an_infrastructure_error(tmp_path,
