@@ -66,7 +66,7 @@ def _course(root: Path) -> None:
         for name, original in (("problem1", PROBLEM1), ("problem2", PROBLEM2)):
             nb = nbformat.read(str(released / ASSIGNMENT / f"{name}.ipynb"), 4)
             if name in notebooks:
-                for cell, source_cell in zip(nb.cells, original.cells):
+                for cell, source_cell in zip(nb.cells, original.cells, strict=True):
                     if cell.cell_type == "code" and cell.metadata["nbgrader"]["solution"]:
                         cell.source = source_cell.source
             nbformat.write(nb, str(folder / f"{name}.ipynb"))
