@@ -183,7 +183,7 @@ class Coordinator:
     @functools.cached_property
     def released_solutions(self) -> dict[str, dict[str, str]]:
         return {path.removesuffix(".ipynb"): _solution_sources(json.loads(content))
-                for path, content in self.bundle.release}
+                for path, content in (self.bundle or self.prepare()).release}
 
     def submission_size(self, student: str) -> int:
         folder = self.submitted_folder(student)
