@@ -294,6 +294,146 @@ def grade(assignments, course_dir, write_release, cell_timeout, timeout, force, 
         _print_batch(batch, table_of_students=len(batch.results) <= 50)
 
 
+def _course_root(course_dir: Path | None) -> Path:
+    return (course_dir or project_root()).resolve()
+
+
+classroom_flags = [
+    click.option("--course-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+                 help="The nbgrader course folder [default: repo]."),
+    click.option("--db", default=None, help="Gradebook SQLAlchemy URL [default: "
+                 "nbgrader_config.py's, else SQLite in the course folder]."),
+]
+exchange_flag = click.option(
+    "--exchange", type=click.Path(path_type=Path, file_okay=False), default=None,
+    help="nbgrader's exchange folder [default: nbgrader_config.py's Exchange.root, else "
+         "/srv/nbgrader/exchange].")
+
+
+def with_classroom_flags(command):
+    for flag in reversed(classroom_flags):
+        command = flag(command)
+    return command
+
+
+def _print_collected(collected) -> None:
+    console.print(f"collected {len(collected.students)} submissions of {collected.assignment}"
+                  + (f": {', '.join(collected.students)}" if collected.students else ""))
+    for student, left in collected.left_out.items():
+        console.print(f"[yellow]left out[/] of {student}'s submission: {', '.join(left)}")
+    for warning in collected.warnings:
+        console.print(f"[yellow]note[/] {warning}")
+
+
+@main.command("release-assignment")
+@click.argument("assignment")
+@with_classroom_flags
+@exchange_flag
+@click.option("--regenerate", is_flag=True,
+              help="Generate release/ASSIGNMENT from source/ again even if it exists.")
+@click.option("--force", is_flag=True,
+              help="Replace the assignment already in the exchange (students may have "
+                   "fetched it).")
+@reports_errors
+def release_assignment(assignment, course_dir, db, exchange, regenerate, force) -> None:
+    """Put ASSIGNMENT in nbgrader's exchange for students to fetch (generated if need be)."""
+    from .classroom import release_assignment as put_out
+    from .nbgrader_env import gradebook_url
+
+    root = _course_root(course_dir)
+    where = put_out(root, gradebook_url(root, db), assignment, exchange, regenerate, force)
+    console.print(f"released {assignment}: {where}")
+
+
+@main.command()
+@click.argument("assignment")
+@with_classroom_flags
+@exchange_flag
+@click.option("--update/--no-update", default=True, show_default=True,
+              help="Replace a collected submission by a newer one.")
+@reports_errors
+def collect(assignment, course_dir, db, exchange, update) -> None:
+    """Copy students' latest submissions of ASSIGNMENT from the exchange into submitted/.
+
+    Symbolic links in a submission are left out and named, never followed.
+    """
+    from .classroom import collect as collect_submissions
+    from .nbgrader_env import gradebook_url
+
+    root = _course_root(course_dir)
+    _print_collected(collect_submissions(root, gradebook_url(root, db), assignment, exchange,
+                                         update))
+
+
+@main.command("collect-zip")
+@click.argument("assignment")
+@click.argument("downloads", nargs=-1, required=True,
+                type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@with_classroom_flags
+@click.option("--file-names", default=None, metavar="REGEXP",
+              help="How to read a student id and notebook name from each file's path "
+                   "(groups student_id, file_id) [default: nbgrader_config.py's "
+                   "FileNameCollectorPlugin.named_regexp, else Canvas's file names].")
+@click.option("--force", is_flag=True,
+              help="Clear what an earlier collect-zip of ASSIGNMENT extracted and collected.")
+@reports_errors
+def collect_zip(assignment, downloads, course_dir, db, file_names, force) -> None:
+    """Collect an LMS's downloaded submissions (zips or files) of ASSIGNMENT into submitted/."""
+    from .classroom import collect_zip as collect_downloads
+    from .nbgrader_env import gradebook_url
+
+    root = _course_root(course_dir)
+    _print_collected(collect_downloads(root, gradebook_url(root, db), assignment,
+                                       list(downloads), file_names, force))
+
+
+@main.command("release-feedback")
+@click.argument("assignment")
+@with_classroom_flags
+@exchange_flag
+@click.option("--student", "students", multiple=True, help="Only these students.")
+@reports_errors
+def release_feedback(assignment, course_dir, db, exchange, students) -> None:
+    """Hand graded students their feedback on ASSIGNMENT through the exchange."""
+    from .classroom import release_feedback as hand_back
+    from .nbgrader_env import gradebook_url
+
+    root = _course_root(course_dir)
+    released = hand_back(root, gradebook_url(root, db), assignment, exchange,
+                         list(students) or None)
+    console.print(f"feedback released to {len(released.students)} students"
+                  + (f": {', '.join(released.students)}" if released.students else ""))
+    for student, why in released.skipped.items():
+        console.print(f"[yellow]not released[/] {student}: {why}")
+
+
+@main.command()
+@with_classroom_flags
+@click.option("--to", "formats", multiple=True, default=("nbgrader", "canvas"),
+              type=click.Choice(["nbgrader", "canvas"]), show_default=True,
+              help="Which files to write.")
+@click.option("--canvas-id", "canvas_ids", multiple=True, metavar="ASSIGNMENT=ID",
+              help="The Canvas assignment an nbgrader assignment's column goes to (without "
+                   "one Canvas creates a new assignment).")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Folder for the files [default: exports/ in the course folder].")
+@reports_errors
+def export(course_dir, db, formats, canvas_ids, out) -> None:
+    """Write the gradebook's grades for an LMS: nbgrader's grades.csv, a Canvas import CSV."""
+    from .exports import write_canvas_csv, write_grades_csv
+    from .nbgrader_env import gradebook_url
+
+    root = _course_root(course_dir)
+    url, out = gradebook_url(root, db), out or root / "exports"
+    ids = dict(item.split("=", 1) for item in canvas_ids if "=" in item)
+    if len(ids) != len(canvas_ids):
+        raise click.BadParameter("write each as ASSIGNMENT=ID", param_hint="--canvas-id")
+    if "nbgrader" in formats:
+        console.print(f"nbgrader CSV: {write_grades_csv(url, out / 'grades.csv')}")
+    if "canvas" in formats:
+        console.print(f"Canvas import: {write_canvas_csv(url, out / 'canvas.csv', ids)}")
+
+
 @main.command()
 @click.option("--namespace", default="learner", show_default=True,
               help="Whose objects this endpoint stamps, shows and cleans up.")
@@ -375,11 +515,11 @@ def demo(work_dir: Path | None, log_dir: Path | None) -> None:
 @reports_errors
 def report(course_dir: Path | None, db: str | None, out: Path | None) -> None:
     """Write an HTML report: score distributions, pass rate per cell, common failures."""
-    from .nbgrader_env import sqlite_url
+    from .nbgrader_env import gradebook_url
     from .report import write_report
 
-    root = (course_dir or project_root()).resolve()
-    path = write_report(root, db or sqlite_url(root / "gradebook.db"),
+    root = _course_root(course_dir)
+    path = write_report(root, gradebook_url(root, db),
                         out or root / "exports" / "report.html")
     console.print(f"report: {path}")
 

@@ -61,3 +61,10 @@ class ConfigInvalid(CourseError):
     """The course folder's nbgrader_config.py cannot be loaded."""
 
     remedy = "Fix nbgrader_config.py (nbgrader itself would stop on it too), then run again."
+
+
+class ExchangeError(CourseError):
+    """A step of the classroom loop (release, collect, feedback) could not be done."""
+
+    remedy = ("Check Exchange.root in nbgrader_config.py (or --exchange): the folder must "
+              "exist and be writable by the instructor, as nbgrader's exchange requires.")

@@ -1,4 +1,5 @@
-"""Writing grades out of the gradebook: nbgrader's CSV, the status table, Gradescope files."""
+"""Writing grades out of the gradebook: nbgrader's CSV, the status table, Gradescope files,
+and Canvas's gradebook import CSV."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import nbformat
-from nbgrader.api import Gradebook
+from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.plugins import CsvExportPlugin
 
 from .outcome import STATUS_COLUMNS, Outcome
 
 HIDDEN_MARKER = "### BEGIN HIDDEN TESTS"
+#: The student columns Canvas's gradebook import reads, in the order its export writes them.
+CANVAS_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
+#: The first column of the row under the header giving each assignment's points.
+CANVAS_POINTS_ROW = "Points Possible"
 
 
 def write_grades_csv(db_url: str, path: Path) -> Path:
@@ -103,3 +108,46 @@ def write_gradescope(root: Path, db_url: str, assignment: str,
             target.write_text(json.dumps(gradescope_results(notebooks, outcome, penalty),
                                          indent=2))
     return out
+
+
+def _points(value: float) -> str:
+    return format(round(value, 2), "g")
+
+
+def canvas_rows(gradebook: Gradebook, canvas_ids: dict[str, str] | None = None) -> list[list[str]]:
+    """Canvas's gradebook import table: header, points possible, one row per student.
+
+    Canvas matches a student by ID (nbgrader's ``lms_user_id``) or SIS Login ID (the nbgrader
+    student id) and an assignment column by the id in parentheses after its name; a column
+    without one creates a new assignment of the points given. A score is the submission's
+    total less its late penalty, never below zero; no submission leaves the cell blank, which
+    Canvas reads as no grade rather than zero.
+    """
+    canvas_ids = canvas_ids or {}
+    assignments = sorted(gradebook.assignments, key=lambda a: (a.duedate is None, a.duedate,
+                                                                a.name))
+    header = [*CANVAS_COLUMNS, *(f"{a.name} ({canvas_ids[a.name]})" if a.name in canvas_ids
+                                 else a.name for a in assignments)]
+    rows = [header, [CANVAS_POINTS_ROW, "", "", "", "",
+                     *(_points(a.max_score) for a in assignments)]]
+    for student in sorted(gradebook.students, key=lambda s: s.id):
+        named = ", ".join(part for part in (student.last_name, student.first_name) if part)
+        row = [named or student.id, student.lms_user_id or "", "", student.id, ""]
+        for assignment in assignments:
+            try:
+                submission = gradebook.find_submission(assignment.name, student.id)
+            except MissingEntry:
+                row.append("")
+                continue
+            penalty = submission.late_submission_penalty or 0.0
+            row.append(_points(max(0.0, submission.score - penalty)))
+        rows.append(row)
+    return rows
+
+
+def write_canvas_csv(db_url: str, path: Path, canvas_ids: dict[str, str] | None = None) -> Path:
+    """The gradebook as a CSV to import in Canvas (Grades, Import)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with Gradebook(db_url) as gradebook, path.open("w", newline="") as handle:
+        csv.writer(handle).writerows(canvas_rows(gradebook, canvas_ids))
+    return path

@@ -55,11 +55,11 @@ def read_folder(folder: Path, ignore: tuple[str, ...] = IGNORED,
             left_out.append(f"{relative} (past the {limit // 2**20} MiB a folder may carry)")
             continue
         total += size
-        files.append((relative.as_posix(), _read_no_link(path)))
+        files.append((relative.as_posix(), read_no_link(path)))
     return tuple(files), left_out
 
 
-def _read_no_link(path: Path) -> bytes:
+def read_no_link(path: Path) -> bytes:
     """The file's bytes, refusing a link put in its place since it was listed."""
     descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     with os.fdopen(descriptor, "rb") as file:

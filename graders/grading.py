@@ -28,7 +28,7 @@ from .errors import GradingError
 from .exports import write_grades_csv, write_gradescope, write_status_csv
 from .folders import read_folder
 from .namespace import Namespace
-from .nbgrader_env import configured, file_config, sqlite_url
+from .nbgrader_env import configured, file_config, gradebook_url
 from .outcome import Outcome, Status
 from .pool import DaskPool, LocalPool, local_pool
 from .recording import Recorder
@@ -126,8 +126,7 @@ class Coordinator:
         self.options = options
         self.config = file_config(self.root)
         _check_folders(self.config)
-        self.db_url = options.db_url or configured(self.config, "CourseDirectory.db_url") \
-            or sqlite_url(self.root / "gradebook.db")
+        self.db_url = gradebook_url(self.root, options.db_url, self.config)
         self.cell_timeout = options.cell_timeout or configured(
             self.config, "ExecuteParameterized.timeout", "Execute.timeout",
             "ExecutePreprocessor.timeout", default=settings.CELL_TIMEOUT)

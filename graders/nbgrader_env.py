@@ -11,6 +11,7 @@ from pathlib import Path
 
 from traitlets.config import Config, PyFileConfigLoader
 
+from . import manifest
 from .errors import ConfigInvalid
 
 #: The configuration file nbgrader reads from the course folder.
@@ -74,12 +75,26 @@ def course_config(root: Path, db_url: str, **sections: dict) -> Config:
     config.CourseDirectory.course_id = DEFAULT_COURSE_ID
     config.Exchange.root = str(_private_exchange())
     config.merge(file_config(root))
+    config.Autograde.exclude_overwriting = kept_learner_files(config)
     config.CourseDirectory.root = str(root)
     config.CourseDirectory.db_url = db_url
     for section, values in sections.items():
         for key, value in values.items():
             setattr(getattr(config, section), key, value)
     return config
+
+
+def kept_learner_files(config: Config) -> dict[str, list[str]]:
+    """Autograde.exclude_overwriting: the files nbgrader's autograde must take from the
+    submission rather than from source/, which are the manifest's ``learner_files`` of each
+    assignment (graders/course.yml) and whatever ``config`` already lists."""
+    kept = {assignment: list(files) for assignment, files in
+            (configured(config, "Autograde.exclude_overwriting", default={}) or {}).items()}
+    for entry in manifest.load():
+        if entry.learner_files:
+            listed = kept.setdefault(entry.id, [])
+            listed += [path for path in entry.learner_files if path not in listed]
+    return kept
 
 
 def file_config(root: Path) -> Config:
@@ -124,6 +139,14 @@ def _private_exchange() -> Path:
     path = Path(tempfile.gettempdir()) / "docker-course-nbgrader-exchange"
     path.mkdir(mode=0o700, exist_ok=True)
     return path
+
+
+def gradebook_url(root: Path, db_url: str | None = None, config: Config | None = None) -> str:
+    """The gradebook in use: ``db_url`` if given, else nbgrader_config.py's
+    ``CourseDirectory.db_url``, else SQLite's gradebook.db in the course folder, as nbgrader's."""
+    config = file_config(root) if config is None else config
+    return db_url or configured(config, "CourseDirectory.db_url") \
+        or sqlite_url(root / "gradebook.db")
 
 
 def sqlite_url(path: Path) -> str:

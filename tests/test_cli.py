@@ -55,3 +55,52 @@ def test_release_check_fails_and_lists_stale_files(runner, monkeypatch):
     result = runner.invoke(cli.main, ["release", "--check"])
     assert result.exit_code == 1
     assert "release/a/a.ipynb (out of date)" in result.output
+
+
+def test_release_assignment_reads_the_exchange_from_nbgrader_config(runner, tmp_path):
+    from nbgrader_course import ASSIGNMENT, write_source
+
+    exchange = tmp_path / "exchange"
+    write_source(tmp_path / "course", f'c = get_config()\nc.Exchange.root = "{exchange}"\n'
+                                      'c.CourseDirectory.course_id = "dc101"\n')
+    args = ["release-assignment", ASSIGNMENT, "--course-dir", str(tmp_path / "course")]
+    result = runner.invoke(cli.main, args)
+    assert result.exit_code == 0, result.output
+    outbound = exchange / "dc101" / "outbound" / ASSIGNMENT
+    assert (outbound / "problem1.ipynb").is_file(), result.output
+    again = runner.invoke(cli.main, args)  # students may have fetched it: not replaced unasked
+    assert again.exit_code == 1 and "ERROR releasing ps1 failed" in again.output, again.output
+    assert runner.invoke(cli.main, [*args, "--force"]).exit_code == 0
+
+
+def test_collect_from_a_missing_exchange_says_so(runner, tmp_path):
+    from nbgrader_course import ASSIGNMENT, write_source
+
+    write_source(tmp_path)
+    result = runner.invoke(cli.main, ["collect", ASSIGNMENT, "--course-dir", str(tmp_path),
+                                      "--exchange", str(tmp_path / "no-exchange")])
+    assert result.exit_code == 1
+    shown = " ".join(result.output.split())
+    assert "ERROR collecting ps1 failed" in shown and "no-exchange" in shown, shown
+    assert "what to do:" in result.output
+    assert not (tmp_path / "submitted").exists()
+
+
+def test_export_writes_nbgrader_and_canvas_files(runner, tmp_path):
+    from nbgrader.api import Gradebook
+
+    from graders.nbgrader_env import sqlite_url, stamp_new_gradebook
+
+    db_url = sqlite_url(tmp_path / "gradebook.db")
+    stamp_new_gradebook(db_url)
+    with Gradebook(db_url) as gradebook:
+        gradebook.add_assignment("ps1")
+        gradebook.add_student("alice")
+    result = runner.invoke(cli.main, ["export", "--course-dir", str(tmp_path),
+                                      "--canvas-id", "ps1=42"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "exports" / "grades.csv").is_file()
+    header = (tmp_path / "exports" / "canvas.csv").read_text().splitlines()[0]
+    assert header.endswith(",ps1 (42)")
+    wrong = runner.invoke(cli.main, ["export", "--course-dir", str(tmp_path), "--canvas-id", "42"])
+    assert wrong.exit_code == 2 and "ASSIGNMENT=ID" in wrong.output
