@@ -22,6 +22,10 @@ pytestmark = [pytest.mark.docker]
 DUE = datetime.datetime(2026, 1, 1, 12, 0)
 #: When each student handed in (carol's submission carries no time stamp).
 HANDED_IN = {"alice": "2026-01-01 11:00:00 UTC", "bob": "2026-01-02 12:00:00 UTC"}
+EXPECTED = {"alice": {"problem1": 2.0, "problem2": 1.0},
+            "bob": {"problem1": 0.0, "problem2": 1.0},
+            "carol": {"problem1": 0.0, "problem2": 0.0}}
+LATE = {"alice": 0.0, "bob": 1.0, "carol": 0.0}  # "zero": bob's late point is taken off
 
 
 def _course(root: Path) -> None:
@@ -49,15 +53,26 @@ def test_an_nbgrader_assignment_scores_as_under_stock_nbgrader(tmp_path, no_left
     batch = grade_assignment(ours, ASSIGNMENT, GradingOptions(feedback=True))
     assert {r.student: r.status.value for r in batch.results} == dict.fromkeys(
         ("alice", "bob", "carol"), "graded")
-    expected = {"alice": {"problem1": 2.0, "problem2": 1.0},
-                "bob": {"problem1": 0.0, "problem2": 1.0},
-                "carol": {"problem1": 0.0, "problem2": 0.0}}
-    late = {"alice": 0.0, "bob": 1.0, "carol": 0.0}  # "zero": bob's late point is taken off
     for root in (stock, ours):
-        assert scores(sqlite_url(root / "gradebook.db")) == expected, root.name
-        assert penalties(sqlite_url(root / "gradebook.db")) == late, root.name
+        assert scores(sqlite_url(root / "gradebook.db")) == EXPECTED, root.name
+        assert penalties(sqlite_url(root / "gradebook.db")) == LATE, root.name
     graded = ours / "autograded" / "alice" / ASSIGNMENT
     assert sorted(p.name for p in graded.glob("*.ipynb")) == ["problem1.ipynb", "problem2.ipynb"]
     pages = ours / "feedback" / "alice" / ASSIGNMENT
     assert sorted(p.name for p in pages.glob("*.html")) == ["problem1.html", "problem2.html"]
     assert not (ours / "release").exists(), "course grade wrote release/ unasked"
+
+
+def test_an_nbgrader_assignment_scores_the_same_on_a_dask_cluster(tmp_path, no_leftovers):
+    from distributed import LocalCluster
+
+    _course(tmp_path)
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
+                      dashboard_address=None) as cluster:
+        batch = grade_assignment(tmp_path, ASSIGNMENT, GradingOptions(
+            feedback=False, scheduler=cluster.scheduler_address))
+    assert batch.workers == 1, "not graded on the cluster"
+    assert {r.student: r.status.value for r in batch.results} == dict.fromkeys(
+        ("alice", "bob", "carol"), "graded")
+    assert scores(sqlite_url(tmp_path / "gradebook.db")) == EXPECTED
+    assert penalties(sqlite_url(tmp_path / "gradebook.db")) == LATE
