@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,11 @@ def test_export_writes_nbgrader_and_canvas_files(runner, tmp_path):
     assert header.endswith(",ps1 (42)")
     wrong = runner.invoke(cli.main, ["export", "--course-dir", str(tmp_path), "--canvas-id", "42"])
     assert wrong.exit_code == 2 and "ASSIGNMENT=ID" in wrong.output
+
+
+def test_every_course_command_the_readme_names_exists():
+    readme = (Path(cli.__file__).parents[1] / "README.md").read_text()
+    named = set(re.findall(r"`(?:\.venv/bin/)?course ([a-z][a-z-]+)", readme))
+    named |= set(re.findall(r"^\.venv/bin/course ([a-z][a-z-]+)", readme, re.MULTILINE))
+    assert {"grade", "collect", "collect-zip", "release-feedback", "export"} <= named
+    assert named <= set(cli.main.commands), named - set(cli.main.commands)
