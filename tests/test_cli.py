@@ -113,3 +113,13 @@ def test_every_course_command_the_readme_names_exists():
     named |= set(re.findall(r"^\.venv/bin/course ([a-z][a-z-]+)", readme, re.MULTILINE))
     assert {"grade", "collect", "collect-zip", "release-feedback", "export"} <= named
     assert named <= set(cli.main.commands), named - set(cli.main.commands)
+
+
+@pytest.mark.parametrize("command", [["grade", "ps1"], ["collect", "ps1"], ["export"]])
+def test_a_broken_nbgrader_config_is_one_error_line(runner, tmp_path, command):
+    (tmp_path / "nbgrader_config.py").write_text("c = get_config(\n")
+    result = runner.invoke(cli.main, [*command, "--course-dir", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    shown = " ".join(result.output.split())
+    assert "ERROR" in shown and "nbgrader_config.py could not be loaded: SyntaxError" in shown
+    assert "Traceback" not in result.output
