@@ -48,7 +48,9 @@ SOURCES = {
     "problem2": _notebook([
         _cell("code", "def total(path):\n    ### BEGIN SOLUTION\n    return sum(int(x) for x in "
                       "open(path).read().split())\n    ### END SOLUTION", "total", solution=True),
-        _cell("code", "assert total('data.txt') == 6", "total-tests", grade=True, points=1),
+        _cell("code", "assert total('data.txt') == 6\n### BEGIN HIDDEN TESTS\n"
+                      "assert total('data.txt') == sum(map(int, open('data.txt').read().split()))"
+                      "\n### END HIDDEN TESTS", "total-tests", grade=True, points=1),
     ]),
 }
 

@@ -46,9 +46,10 @@ class JudgedCell:
 class Judge:
     """One submission's judge process."""
 
-    def __init__(self, docker_host: str, confinement=None) -> None:
+    def __init__(self, docker_host: str, confinement=None, workdir: str = "") -> None:
         self.docker_host = docker_host
         self.confinement = confinement
+        self.workdir = workdir
         self.learner: LearnerKernel | None = None
         self.process: subprocess.Popen | None = None
         self.broken = ""
@@ -59,6 +60,8 @@ class Judge:
         to_judge_r, to_judge_w = os.pipe()
         from_judge_r, from_judge_w = os.pipe()
         arguments = [str(to_judge_r), str(from_judge_w)]
+        if self.workdir:
+            arguments.append(f"--workdir={self.workdir}")
         if self.confinement is not None:
             command = self.confinement.wrap_module("graders.judging.process",
                                                    [*arguments, "--confined"])

@@ -163,7 +163,11 @@ def serve(channel: Channel) -> None:
 def main(argv: list[str]) -> None:
     incoming = os.fdopen(int(argv[1]), "r", encoding="utf-8")
     outgoing = os.fdopen(int(argv[2]), "w", encoding="utf-8")
-    confined = len(argv) > 3 and argv[3] == "--confined"
+    flags = argv[3:]
+    confined = "--confined" in flags
+    for flag in flags:
+        if flag.startswith("--workdir="):  # the assignment's files, as beside nbgrader's tests
+            os.chdir(flag.removeprefix("--workdir="))
     if confined and ctypes.CDLL(None).prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0:
         outgoing.write(dumps({"op": "broken", "reason": "the judge is dumpable"}) + "\n")
         return

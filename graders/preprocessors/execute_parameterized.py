@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -69,6 +70,20 @@ def _support_files_to(folder: Path, confined) -> None:
             os.chown(Path(top) / name, confined.uid, confined.uid, follow_symlinks=False)
 
 
+def _judge_files(folder: Path) -> str:
+    """A copy of the assignment's data files from source/ for the judge to work beside, as
+    nbgrader's tests run beside them: readable by the submission's user, writable by no one
+    but the grader, so nothing the learner's code does changes what a test reads."""
+    copy = Path(tempfile.mkdtemp(prefix="judge-files-"))
+    shutil.copytree(folder, copy, dirs_exist_ok=True, symlinks=False,
+                    ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
+    for top, _, files in os.walk(copy):
+        os.chmod(top, 0o755)
+        for name in files:
+            os.chmod(Path(top) / name, 0o644)
+    return str(copy)
+
+
 class ExecuteParameterized(Execute):
     """Execute one submission in its own namespace and sweep what it left on the daemon."""
 
@@ -121,6 +136,7 @@ class ExecuteParameterized(Execute):
         self._kernel_docker_host = ""
         self._student_code_ran = False
         self._judge = None
+        self._judge_workdir = ""
         self._course = course_cells(Path(self._judge_source)) if self._judge_source else {}
         self._learner_names = learner_names(Path(self._judge_source)) if self._judge_source \
             else []
@@ -156,6 +172,8 @@ class ExecuteParameterized(Execute):
                 finally:
                     if self._judge is not None:
                         self._judge.stop()
+                    if self._judge_workdir:
+                        shutil.rmtree(self._judge_workdir, ignore_errors=True)
             if gatekeeper:
                 self._outcome.refused = gatekeeper.refusals[:20]
             if watch.outage:
@@ -175,7 +193,8 @@ class ExecuteParameterized(Execute):
     def _start_judge(self, gatekeeper) -> None:
         """The judge starts before the kernel, so nothing of the learner's runs yet."""
         host = gatekeeper.judge_docker_host if gatekeeper else os.environ.get("DOCKER_HOST", "")
-        self._judge = Judge(host, self._confinement)
+        self._judge_workdir = _judge_files(Path(self.judge_folder)) if self.judge_folder else ""
+        self._judge = Judge(host, self._confinement, self._judge_workdir)
         try:
             self._judge.start()
         except JudgeFailed as error:
