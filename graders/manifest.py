@@ -26,14 +26,44 @@ class NotebookEntry:
     id: str
     title: str
     items: tuple[Item, ...]
+    #: Files of the assignment folder (relative paths) the learner edits and hands in.
+    learner_files: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StudyPath:
+    """A suggested route through the course, for one kind of learner."""
+
+    title: str
+    audience: str
+    notebooks: tuple[str, ...]
+
+
+@lru_cache(maxsize=1)
+def _manifest() -> dict:
+    return yaml.safe_load(resources.files("graders").joinpath("course.yml").read_text())
+
+
+def paths() -> tuple[StudyPath, ...]:
+    """The suggested paths, each with its notebooks in teaching order."""
+    order = [nb.id for nb in load()]
+    found = []
+    for path in _manifest().get("paths", []):
+        chosen = order if path["notebooks"] == "all" else path["notebooks"]
+        unknown = sorted(set(chosen) - set(order))
+        if unknown:
+            raise KeyError(f"the path {path['title']!r} names notebooks not in the course: "
+                           f"{', '.join(unknown)}")
+        found.append(StudyPath(path["title"], path.get("audience", ""),
+                               tuple(nb for nb in order if nb in chosen)))
+    return tuple(found)
 
 
 @lru_cache(maxsize=1)
 def load() -> tuple[NotebookEntry, ...]:
     """All notebooks of the course, in teaching order."""
-    text = resources.files("graders").joinpath("course.yml").read_text()
     entries = []
-    for nb in yaml.safe_load(text)["notebooks"]:
+    for nb in _manifest()["notebooks"]:
         items = tuple(
             Item(
                 id=item["id"],
@@ -44,7 +74,8 @@ def load() -> tuple[NotebookEntry, ...]:
             )
             for item in nb["items"]
         )
-        entries.append(NotebookEntry(id=nb["id"], title=nb["title"], items=items))
+        entries.append(NotebookEntry(id=nb["id"], title=nb["title"], items=items,
+                                     learner_files=tuple(nb.get("learner_files", ()))))
     return tuple(entries)
 
 
@@ -54,3 +85,9 @@ def entry(notebook_id: str) -> NotebookEntry:
         if nb.id == notebook_id:
             return nb
     raise KeyError(f"{notebook_id!r} is not in the course manifest (graders/course.yml)")
+
+
+def learner_files(notebook_id: str) -> tuple[str, ...]:
+    """The files of an assignment folder its learner edits and hands in; none for an
+    assignment the manifest does not list (any nbgrader assignment can be graded)."""
+    return next((nb.learner_files for nb in load() if nb.id == notebook_id), ())

@@ -1,9 +1,12 @@
 """Generating the two editions from ``source/``: the classroom release and the self-paced notebooks.
 
 ``release/<id>/`` comes from nbgrader's generate_assignment (solutions stubbed, hidden tests
-removed, checksums computed). ``notebooks/<id>.ipynb`` is derived from it for learners working on
-their own: the same cells without nbgrader's bookkeeping, test cells tagged as self-checks, plus
-a start page listing the course in order.
+removed, checksums computed). nbgrader copies the assignment's other files as they are; the
+files a learner edits (``learner_files`` in graders/course.yml, a Dockerfile say) hold their
+solution between solution marker lines in source/, and the release hands them out without it.
+``notebooks/<id>.ipynb`` is derived from it for learners working on their own: the same cells
+without nbgrader's bookkeeping, test cells tagged as self-checks, the assignments' other files
+beside them, plus a start page listing the course in order.
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ from pathlib import Path
 
 import nbformat
 
-from . import manifest
+from . import manifest, pacing
 from .errors import ReleaseError
 from .nbgrader_env import course_config, sqlite_url, stamp_new_gradebook, tools_on_path
-from .samples import write_samples
+from .samples import SOLUTION_MARKERS, write_samples
 from .settings import DEMO_ASSIGNMENT
 
 #: Trees generated from source/, relative to the repository root.
@@ -79,7 +82,62 @@ def generate_release(root: Path, release_dir: Path, assignments: list[str] | Non
                         f"nbgrader could not generate {assignment}:\n"
                         f"{result.get('error') or result.get('log', '')}"
                     )
+                hand_out_learner_files(root / "source" / assignment, release_dir / assignment,
+                                       manifest.learner_files(assignment))
     return assignments
+
+
+def released_text(text: str, name: str = "the file") -> str:
+    """A learner file as the release hands it out: each solution region, from a
+    ``### BEGIN SOLUTION`` line to its ``### END SOLUTION`` line, removed."""
+    begin, end = SOLUTION_MARKERS
+    kept, opened = [], 0
+    for number, line in enumerate(text.splitlines(keepends=True), start=1):
+        marker = line.strip()
+        if marker == begin:
+            if opened:
+                raise ReleaseError(f"{name}, line {number}: {begin} inside a solution region "
+                                   f"opened on line {opened}")
+            opened = number
+        elif marker == end:
+            if not opened:
+                raise ReleaseError(f"{name}, line {number}: {end} without a {begin} before it")
+            opened = 0
+        elif not opened:
+            kept.append(line)
+    if opened:
+        raise ReleaseError(f"{name}, line {opened}: {begin} is never closed by {end}")
+    return "".join(kept)
+
+
+def solved_text(text: str) -> str:
+    """A learner file as a learner who solved it hands it in: the solution marker lines
+    dropped, the solution kept."""
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if line.strip() not in SOLUTION_MARKERS)
+
+
+def hand_out_learner_files(source: Path, released: Path, learner_files: tuple[str, ...]) -> None:
+    """Write each learner file of the assignment into its release without its solution
+    (nbgrader copied it as it is). `course validate` reports other files holding one."""
+    for relative in learner_files:
+        origin = source / relative
+        if not origin.is_file():
+            raise ReleaseError(
+                f"{source.name}: graders/course.yml lists the learner file {relative}, which "
+                f"is not in {source}",
+                remedy="Add the file to the assignment folder or remove it from learner_files.")
+        (released / relative).parent.mkdir(parents=True, exist_ok=True)
+        (released / relative).write_text(released_text(origin.read_text(), str(origin)))
+
+
+def holds_solution(path: Path) -> bool:
+    """Whether a text file has a solution marker line (a binary file has none)."""
+    try:
+        lines = {line.strip() for line in path.read_text().splitlines()}
+    except (UnicodeDecodeError, OSError):
+        return False
+    return bool(lines & set(SOLUTION_MARKERS))
 
 
 def self_paced(release_notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -107,21 +165,41 @@ def self_paced(release_notebook: nbformat.NotebookNode) -> nbformat.NotebookNode
     return nb
 
 
-def start_page(available: list[str]) -> nbformat.NotebookNode:
-    """notebooks/00-start-here.ipynb: how the course works and every notebook in order."""
+PREREQUISITES = (
+    "**What you need first**\n\n"
+    "- Python: writing a function, lists and dictionaries, `with` and `try`/`finally`, and "
+    "reading a traceback to its last line.\n"
+    "- A terminal: running a command, and what a process, a port and a file path are.\n"
+    "- No Docker at all: the course starts from the first container and explains every "
+    "term as it comes.\n"
+)
+
+
+def start_page(available: dict[str, int]) -> nbformat.NotebookNode:
+    """notebooks/00-start-here.ipynb: how the course works, what it assumes, the suggested
+    paths and every notebook in order, each with its estimated time (``available`` maps the
+    notebooks that exist to their minutes)."""
     rows = []
     for number, nb in enumerate(manifest.load(), start=1):
         items = ", ".join(f"`{item.id}`" for item in nb.items)
         if nb.id in available:
-            rows.append(f"{number}. [{nb.title}]({nb.id}.ipynb): {items}")
+            rows.append(f"{number}. [{nb.title}]({nb.id}.ipynb), about "
+                        f"{pacing.spoken(available[nb.id])}: {items}")
         else:
             rows.append(f"{number}. {nb.title} (in preparation): {items}")
+    routes = []
+    for path in manifest.paths():
+        ready = [nb for nb in path.notebooks if nb in available]
+        steps = ", ".join(f"[{nb}]({nb}.ipynb)" for nb in ready)
+        total = pacing.spoken(sum(available[nb] for nb in ready))
+        routes.append(f"- **{path.title}** (about {total}), for {path.audience}: {steps}.")
     intro = (
         "# Start here: a Docker course in notebooks\n\n"
         "Each notebook teaches one part of Docker by driving a real Docker daemon from Python "
         "with the Docker SDK (`import docker`). You read a short explanation, run a worked "
         "example, then write a small function in an exercise cell; the cell after it checks "
         "your function against the daemon and tells you what is right and what to look at.\n\n"
+        + PREREQUISITES + "\n"
         "**Before you begin**\n\n"
         "- A Docker daemon must answer: Docker Desktop, or Docker Engine on Linux. "
         "`course doctor` in a terminal checks it and says what to fix.\n"
@@ -131,10 +209,14 @@ def start_page(available: list[str]) -> nbformat.NotebookNode:
         "creates carries a label with your `NAMESPACE`; the last cell removes them all, and "
         "`graders.lab.reset(client, NAMESPACE)` does the same at any time.\n"
     )
+    timing = (f"Times are estimates: the explanations read at {pacing.WORDS_PER_MINUTE} words "
+              f"a minute, plus {pacing.MINUTES_PER_EXERCISE} minutes for each exercise.")
     cells = [
         nbformat.v4.new_markdown_cell(intro, id="start-intro"),
-        nbformat.v4.new_markdown_cell("## The notebooks, in order\n\n" + "\n".join(rows),
-                                      id="start-contents"),
+        nbformat.v4.new_markdown_cell("## The notebooks, in order\n\n" + "\n".join(rows)
+                                      + "\n\n" + timing, id="start-contents"),
+        nbformat.v4.new_markdown_cell("## Suggested paths\n\n" + "\n".join(routes),
+                                      id="start-paths"),
     ]
     nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python",
@@ -167,16 +249,39 @@ def write_notebook(nb: nbformat.NotebookNode, path: Path) -> None:
     nbformat.write(nb, str(path))
 
 
+def copy_support_files(released: Path, notebooks_dir: Path, beside: dict[str, str]) -> None:
+    """Put the released files of one assignment other than its notebooks (a build context,
+    data) into notebooks/, where its self-paced notebook finds them as it does in release/.
+    ``beside`` records which assignment each file came from: two may not share a path."""
+    for path in sorted(released.rglob("*")):
+        relative = path.relative_to(released).as_posix()
+        if not path.is_file() or path.suffix == ".ipynb":
+            continue
+        if relative in beside:
+            raise ReleaseError(
+                f"{released.name} and {beside[relative]} both have a file {relative}: in "
+                "notebooks/ the self-paced notebooks share one folder",
+                remedy="Give one of them another name (a folder named after the assignment).")
+        beside[relative] = released.name
+        (notebooks_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, notebooks_dir / relative)
+
+
 def build_editions(root: Path, out: Path) -> ReleaseResult:
     """Write every generated tree (see GENERATED_TREES) under ``out`` from ``root/source``."""
     result = ReleaseResult()
     release_dir, notebooks_dir = out / "release", out / "notebooks"
     result.assignments = generate_release(root, release_dir)
+    beside: dict[str, str] = {}
     for assignment in result.assignments:
         released = nbformat.read(str(release_dir / assignment / f"{assignment}.ipynb"),
                                  as_version=4)
         write_notebook(self_paced(released), notebooks_dir / f"{assignment}.ipynb")
-    write_notebook(start_page(result.assignments), notebooks_dir / START_PAGE)
+        copy_support_files(release_dir / assignment, notebooks_dir, beside)
+    minutes = {assignment: pacing.minutes(nbformat.read(
+        str(root / "source" / assignment / f"{assignment}.ipynb"), as_version=4))
+        for assignment in result.assignments}
+    write_notebook(start_page(minutes), notebooks_dir / START_PAGE)
     if DEMO_ASSIGNMENT in result.assignments:
         write_samples(root / "source" / DEMO_ASSIGNMENT / f"{DEMO_ASSIGNMENT}.ipynb",
                       release_dir / DEMO_ASSIGNMENT / f"{DEMO_ASSIGNMENT}.ipynb",

@@ -26,7 +26,13 @@ from . import manifest
 from .grading import GradingOptions, grade_assignments
 from .nbgrader_env import sqlite_url
 from .pool import local_pool
-from .release import generate_release, source_assignments, stale_files
+from .release import (
+    generate_release,
+    holds_solution,
+    solved_text,
+    source_assignments,
+    stale_files,
+)
 from .samples import SOLUTION_MARKERS, SampleMaker
 
 MIN_EXERCISES, MIN_POINTS = 5, 10
@@ -279,6 +285,26 @@ def check_messages_hide_solutions(root: Path, assignment: str) -> list[Problem]:
     return problems
 
 
+def check_support_files(root: Path, assignment: str) -> list[Problem]:
+    """The files of the assignment folder besides its notebooks: nbgrader releases them as
+    they are, so only a learner file (graders/course.yml), whose solution the release strips,
+    may hold solution markers; and a learner file with none would be handed out solved."""
+    folder, problems = root / "source" / assignment, []
+    learner_files = manifest.learner_files(assignment)
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).as_posix()
+        if not path.is_file() or path.suffix == ".ipynb" or ".ipynb_checkpoints" in path.parts:
+            continue
+        if relative in learner_files and not holds_solution(path):
+            problems.append(Problem(assignment, relative, "a learner file without solution "
+                                    "markers: the release would hand it out as it is"))
+        elif relative not in learner_files and holds_solution(path):
+            problems.append(Problem(assignment, relative, "holds solution markers but is not a "
+                                    "learner file: the release would hand out its solution; "
+                                    "list it under learner_files in graders/course.yml"))
+    return problems
+
+
 def _ends_with_number(source: str) -> bool:
     try:
         body = ast.parse(source).body
@@ -337,7 +363,8 @@ class EditionGrades:
 
 def grade_editions(root: Path, assignment: str, workdir: Path,
                    options: GradingOptions | None = None, pool=None) -> EditionGrades:
-    """Grade the reference solution (as a student would hand it in) and the untouched release.
+    """Grade the reference solution (as a student would hand it in) and the untouched release,
+    each with the assignment's learner files (graders/course.yml) in the same edition.
 
     ``pool`` lets several assignments share one pool of warm workers.
     """
@@ -361,6 +388,13 @@ def grade_all_editions(root: Path, assignments: list[str], workdir: Path,
             path = course / "submitted" / student / assignment / f"{assignment}.ipynb"
             path.parent.mkdir(parents=True)
             nbformat.write(nb, str(path))
+        for relative in manifest.learner_files(assignment):  # handed in beside the notebook
+            solved = solved_text((course / "source" / assignment / relative).read_text())
+            released = (course / "release" / assignment / relative).read_text()
+            for student, text in (("solution", solved), ("release", released)):
+                path = course / "submitted" / student / assignment / relative
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
     batches = grade_assignments(course, assignments,
                                 options or GradingOptions(feedback=False), pool=pool)
     return {batch.assignment: _editions(course, batch) for batch in batches}
@@ -412,7 +446,7 @@ def validate(root: Path, assignments: list[str] | None = None, grading: bool = T
     for assignment in assignments:
         step(f"checking {assignment}")
         for check in (check_outputs_cleared, check_metadata, check_judgeable, check_syllabus,
-                      check_messages_hide_solutions):
+                      check_messages_hide_solutions, check_support_files):
             problems += check(root, assignment)
     step("checking that release/, notebooks/ and the samples are fresh")
     problems += [Problem("generated", "", f"{path}: stale, run `course release`")

@@ -62,3 +62,19 @@ def test_renamed_nbgrader_folders_are_refused_plainly(tmp_path):
         "c = get_config()\nc.CourseDirectory.submitted_directory = 'handed-in'\n")
     with pytest.raises(Exception, match="submitted_directory = 'handed-in'"):
         Coordinator(tmp_path, "ps1", GradingOptions())
+
+
+def test_the_learner_files_of_course_yml_are_kept_from_the_submission(tmp_path):
+    """Autograde.exclude_overwriting: nbgrader copies source/ over a submission, but not the
+    files a learner edits (graders/course.yml's learner_files), added to the file's own."""
+    from graders import manifest
+
+    listed = {nb.id: list(nb.learner_files) for nb in manifest.load() if nb.learner_files}
+    assert listed and "context/Dockerfile" in listed["14-dockerfile"]
+    assert course_config(tmp_path, "sqlite:///x.db").Autograde.exclude_overwriting == listed
+    (tmp_path / "nbgrader_config.py").write_text(
+        'c = get_config()\nc.Autograde.exclude_overwriting = {"ps1": ["answer.py"], '
+        '"14-dockerfile": ["notes.txt"]}\n')
+    kept = course_config(tmp_path, "sqlite:///x.db").Autograde.exclude_overwriting
+    assert kept == {**listed, "ps1": ["answer.py"],
+                    "14-dockerfile": ["notes.txt", *listed["14-dockerfile"]]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import nbformat
 import pytest
@@ -14,8 +15,11 @@ from graders.release import (
     SELF_CHECK_PASSED,
     SELF_CHECK_TAG,
     _differences,
+    copy_support_files,
     readme_with_table,
+    released_text,
     self_paced,
+    solved_text,
     source_assignments,
     stale_files,
     start_page,
@@ -54,13 +58,27 @@ def test_self_paced_edition_drops_grading_bookkeeping_and_tags_self_checks(assig
 
 
 def test_start_page_links_available_notebooks_in_manifest_order():
-    page = start_page(["02-containers"])
+    page = start_page({"02-containers": 95})
     contents = page.cells[1].source
-    assert "(02-containers.ipynb)" in contents
+    assert "(02-containers.ipynb), about 1 h 35 min" in contents
     assert "(01-setup.ipynb)" not in contents and "in preparation" in contents
     titles = [nb.title for nb in manifest.load()]
     positions = [contents.index(t) for t in titles]
     assert positions == sorted(positions)
+
+
+def test_start_page_states_prerequisites_and_suggested_paths_with_their_time():
+    minutes = {nb.id: 60 for nb in manifest.load()}
+    page = start_page(minutes)
+    assert "What you need first" in page.cells[0].source
+    routes = page.cells[2].source.splitlines()[2:]
+    paths = manifest.paths()
+    assert len(routes) == len(paths) >= 2
+    for route, path in zip(routes, paths, strict=True):
+        assert route.startswith(f"- **{path.title}** (about {len(path.notebooks)} h)")
+        assert [link for link in re.findall(r"\]\(([^)]+)\.ipynb\)", route)] == list(
+            path.notebooks)
+    assert len(paths[0].notebooks) < len(paths[-1].notebooks) == len(manifest.load())
 
 
 def test_differences_reports_changed_missing_and_extra_files(tmp_path):
@@ -133,3 +151,80 @@ def test_a_new_gradebook_is_stamped_with_nbgraders_schema_version_in_process(tmp
     with sqlite3.connect(tmp_path / "gradebook.db") as db:
         assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(expected,)]
         assert db.execute("SELECT id FROM student").fetchall() == [("learner",)]
+
+
+LEARNER_FILE = """ARG BASE_IMAGE
+FROM $BASE_IMAGE
+# Complete the image below this line.
+### BEGIN SOLUTION
+LABEL title="solved"
+### END SOLUTION
+  ### BEGIN SOLUTION
+CMD ["true"]
+  ### END SOLUTION
+"""
+
+
+def test_a_learner_file_is_released_without_its_solutions_and_handed_in_without_markers():
+    assert released_text(LEARNER_FILE) == \
+        "ARG BASE_IMAGE\nFROM $BASE_IMAGE\n# Complete the image below this line.\n"
+    assert solved_text(LEARNER_FILE) == ("ARG BASE_IMAGE\nFROM $BASE_IMAGE\n# Complete the image "
+                                         'below this line.\nLABEL title="solved"\nCMD ["true"]\n')
+
+
+@pytest.mark.parametrize("text, named", [
+    ("### BEGIN SOLUTION\nx\n", "line 1: ### BEGIN SOLUTION is never closed"),
+    ("x\n### END SOLUTION\n", "line 2: ### END SOLUTION without"),
+    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION\n", "line 2: ### BEGIN SOLUTION "
+     "inside a solution region opened on line 1"),
+])
+def test_unbalanced_solution_markers_are_refused_with_their_line(text, named):
+    with pytest.raises(ReleaseError, match=named):
+        released_text(text, "context/Dockerfile")
+
+
+def test_the_release_hands_out_learner_files_unsolved(tmp_path, monkeypatch):
+    """nbgrader copies an assignment's other files as they are; generate_release then strips
+    the solutions of the learner files, and refuses a learner file that is not there."""
+    import builders as b
+
+    from graders.release import generate_release
+
+    root = b.course_folder(tmp_path, b.mini_source())
+    folder = root / "source" / b.MINI
+    (folder / "context").mkdir()
+    (folder / "context" / "Dockerfile").write_text(LEARNER_FILE)
+    (folder / "context" / "motd.txt").write_text("as it is\n")
+    monkeypatch.setattr(manifest, "learner_files",
+                        lambda assignment: ("context/Dockerfile",) if assignment == b.MINI else ())
+    generate_release(root, root / "release", assignments=[b.MINI])
+    released = root / "release" / b.MINI / "context"
+    assert (released / "Dockerfile").read_text() == released_text(LEARNER_FILE)
+    assert (released / "motd.txt").read_text() == "as it is\n"
+
+    (folder / "context" / "Dockerfile").unlink()
+    with pytest.raises(ReleaseError, match="lists the learner file context/Dockerfile"):
+        generate_release(root, root / "release", assignments=[b.MINI])
+
+
+@pytest.mark.parametrize("assignment", [a for a in source_assignments(ROOT)
+                                        if manifest.learner_files(a)])
+def test_committed_learner_files_are_released_unsolved_and_beside_the_self_paced_notebook(
+        assignment):
+    for relative in manifest.learner_files(assignment):
+        source = (ROOT / "source" / assignment / relative).read_text()
+        assert SOLUTION in source, f"source/{assignment}/{relative} has no solution to strip"
+        released = (ROOT / "release" / assignment / relative).read_text()
+        assert released == released_text(source) and SOLUTION not in released
+        assert (ROOT / "notebooks" / relative).read_text() == released
+
+
+def test_two_assignments_may_not_put_the_same_file_beside_the_self_paced_notebooks(tmp_path):
+    beside: dict[str, str] = {}
+    for assignment in ("a1", "a2"):
+        (tmp_path / assignment / "data").mkdir(parents=True)
+        (tmp_path / assignment / "data" / "input.txt").write_text(assignment)
+    copy_support_files(tmp_path / "a1", tmp_path / "notebooks", beside)
+    assert (tmp_path / "notebooks" / "data" / "input.txt").read_text() == "a1"
+    with pytest.raises(ReleaseError, match="a2 and a1 both have a file data/input.txt"):
+        copy_support_files(tmp_path / "a2", tmp_path / "notebooks", beside)

@@ -13,7 +13,12 @@ import pytest
 from conftest import ROOT
 
 from graders.release import release, source_assignments
-from graders.validate import check_grading, check_messages_hide_solutions, validate
+from graders.validate import (
+    check_grading,
+    check_messages_hide_solutions,
+    check_support_files,
+    validate,
+)
 
 DEMO = "02-containers"
 
@@ -109,6 +114,21 @@ def test_the_course_messages_name_options_without_handing_out_the_solution():
 
 @pytest.mark.docker
 @pytest.mark.slow
+def test_only_learner_files_may_hold_a_solution_and_they_must(tmp_path):
+    """nbgrader releases an assignment's other files as they are: a solution in one would be
+    handed out, and a learner file with no solution would be handed out solved."""
+    assignment = "14-dockerfile"
+    assert check_support_files(ROOT, assignment) == []
+    folder = tmp_path / "source" / assignment
+    shutil.copytree(ROOT / "source" / assignment, folder)
+    dockerfile = folder / "context" / "Dockerfile"
+    (folder / "context" / "notes.txt").write_text(dockerfile.read_text())
+    dockerfile.write_text("ARG BASE_IMAGE\nFROM $BASE_IMAGE\n")
+    assert [(p.cell, p.message.split(":")[0]) for p in check_support_files(tmp_path, assignment)] \
+        == [("context/Dockerfile", "a learner file without solution markers"),
+            ("context/notes.txt", "holds solution markers but is not a learner file")]
+
+
 def test_grading_problems_name_the_cell(tmp_path, no_leftovers):
     root = b.course_folder(tmp_path / "course", b.mini_source())
     _edit(root, b.MINI, "start-tests", "assert True")
