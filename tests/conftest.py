@@ -25,11 +25,14 @@ def client():
 
 
 def daemon_objects(client) -> dict[str, set[str]]:
+    """Every object's id, from the list endpoints alone: the high-level lists inspect each
+    entry afterwards, which fails when other work removes one in between."""
+    api = client.api
     return {
-        "containers": {c.id for c in client.containers.list(all=True)},
-        "volumes": {v.name for v in client.volumes.list()},
-        "networks": {n.id for n in client.networks.list()},
-        "images": {i.id for i in client.images.list(all=True)},
+        "containers": {c["Id"] for c in api.containers(all=True)},
+        "volumes": {v["Name"] for v in api.volumes().get("Volumes") or []},
+        "networks": {n["Id"] for n in api.networks()},
+        "images": {i["Id"] for i in api.images(all=True)},
     }
 
 
