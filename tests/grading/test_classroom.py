@@ -12,6 +12,7 @@ import shutil
 import zipfile
 from pathlib import Path
 
+import nbformat
 import pytest
 from nbgrader.exchange.default import (
     ExchangeFetchAssignment,
@@ -144,14 +145,21 @@ def test_a_manual_grade_adds_to_the_autograded_total_and_reaches_canvas(course, 
 
     root, _, db_url = course
     write_submissions(root, SOLVED)
+    # An untouched answer cell scores 0 with nothing to grade by hand: alice writes one.
+    problem1 = root / "submitted" / "alice" / ASSIGNMENT / "problem1.ipynb"
+    nb = nbformat.read(str(problem1), 4)
+    (explain,) = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id")
+                  == "explain"]
+    explain.source = "Each square is the sum of the first odd numbers."
+    nbformat.write(nb, str(problem1))
     grade_assignment(root, ASSIGNMENT, GradingOptions(feedback=False))
     api = NbGraderAPI(config=course_config(root, db_url))  # what formgrader runs on
     assert api.get_submission(ASSIGNMENT, "alice")["needs_manual_grade"]
-    grade = api.gradebook.find_grade("explain", "problem1", ASSIGNMENT, "alice")
-    grade.manual_score = 2.5
-    api.gradebook.db.commit()
+    with api.gradebook as gradebook:  # as formgrader's grade handler saves a manual score
+        gradebook.find_grade("explain", "problem1", ASSIGNMENT, "alice").manual_score = 2.5
+        gradebook.db.commit()
+        gradebook.add_student("dave", first_name="Dave", last_name="Null", lms_user_id="1004")
     assert api.get_submission(ASSIGNMENT, "alice")["score"] == 3.0 + 2.5
-    api.gradebook.add_student("dave", first_name="Dave", last_name="Null", lms_user_id="1004")
 
     rows = list(csv.reader(write_canvas_csv(db_url, tmp_path / "canvas.csv",
                                             {ASSIGNMENT: "777"}).open()))
