@@ -463,6 +463,11 @@ class Policy:
         own = self.owner.container(ident)
         update = call.body
         check_resources(update, self.limits, updating=True)
+        if bool(update.get("CpuQuota")) != bool(update.get("CpuPeriod")):
+            # The daemon keeps the other of the two: a new period under the quota set at
+            # creation (or the reverse) would be a limit no check here has seen.
+            raise Refused("resource-ceiling", "an update that sets CpuQuota or CpuPeriod "
+                                              "must set both")
         for name in HOST_POWERS:
             if name in update and update[name] not in (None, False, 0, "", [], {}):
                 raise Refused(HOST_POWERS[name][0], f"an update may not set {name}")
