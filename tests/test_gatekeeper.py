@@ -266,6 +266,17 @@ def test_defaults_fill_unset_limits_and_the_container_cap_holds(learner, client)
         learner.containers.create(BUSYBOX_IMAGE, ["true"], name=f"{OWN}-c4")
 
 
+def test_a_cpu_period_alone_is_judged_with_the_quota_the_daemon_keeps(learner, client):
+    """An update of the period alone keeps the creation quota: 1000 us would give 100 CPUs."""
+    container = learner.containers.create(BUSYBOX_IMAGE, ["true"], name=f"{OWN}-period")
+    with refused("resource-ceiling"):
+        container.update(cpu_period=1000)
+    container.update(cpu_period=200_000)  # the same quota over a longer period: fewer CPUs
+    host = client.api.inspect_container(container.id)["HostConfig"]
+    assert host["CpuPeriod"] == 200_000
+    assert host["CpuQuota"] * 1_000_000_000 // host["CpuPeriod"] <= Limits().nano_cpus_ceiling
+
+
 def test_someone_elses_exec_is_refused(learner, client):
     """An exec id the submission did not create is looked up, and refused if it is not its own."""
     other = client.containers.run(BUSYBOX_IMAGE, ["sleep", "60"], detach=True,

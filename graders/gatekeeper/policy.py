@@ -462,12 +462,13 @@ class Policy:
     def update_container(self, call: Call, ident: str) -> Forward:
         own = self.owner.container(ident)
         update = call.body
-        check_resources(update, self.limits, updating=True)
         if bool(update.get("CpuQuota")) != bool(update.get("CpuPeriod")):
-            # The daemon keeps the other of the two: a new period under the quota set at
-            # creation (or the reverse) would be a limit no check here has seen.
-            raise Refused("resource-ceiling", "an update that sets CpuQuota or CpuPeriod "
-                                              "must set both")
+            # The daemon keeps the other of the two, so a new period under the quota set at
+            # creation is a limit of its own: check, and send, the pair the daemon will hold.
+            held = self.api.inspect_container(own or ident)["HostConfig"]
+            for name in ("CpuQuota", "CpuPeriod"):
+                update[name] = update.get(name) or held.get(name) or 0
+        check_resources(update, self.limits, updating=True)
         for name in HOST_POWERS:
             if name in update and update[name] not in (None, False, 0, "", [], {}):
                 raise Refused(HOST_POWERS[name][0], f"an update may not set {name}")
