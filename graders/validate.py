@@ -351,9 +351,14 @@ def check_syllabus(root: Path, assignment: str) -> list[Problem]:
     return problems
 
 
+#: The editions of a notebook a validation grades: the reference solution, the untouched release.
+EDITIONS = ("solution", "release")
+
+
 @dataclass
 class EditionGrades:
-    """Per-cell scores of the solved and the untouched edition, and the solved notebook."""
+    """Per-cell scores of the solved and the untouched edition (empty when it was not graded),
+    and the solved notebook."""
 
     solution: dict[str, tuple[float, float]]
     release: dict[str, tuple[float, float]]
@@ -372,9 +377,10 @@ def grade_editions(root: Path, assignment: str, workdir: Path,
 
 
 def grade_all_editions(root: Path, assignments: list[str], workdir: Path,
-                       options: GradingOptions | None = None,
-                       pool=None) -> dict[str, EditionGrades]:
-    """Both editions of every assignment, graded as one run, so the workers never wait."""
+                       options: GradingOptions | None = None, pool=None,
+                       editions: tuple[str, ...] = EDITIONS) -> dict[str, EditionGrades]:
+    """The ``editions`` (both, unless fewer are asked for) of every assignment, graded as one
+    run, so the workers never wait."""
     workdir.mkdir(parents=True, exist_ok=True)
     course = Path(tempfile.mkdtemp(prefix="editions-", dir=workdir))
     for assignment in assignments:
@@ -383,32 +389,33 @@ def grade_all_editions(root: Path, assignments: list[str], workdir: Path,
     for assignment in assignments:
         maker = SampleMaker(_source(course, assignment), nbformat.read(
             str(course / "release" / assignment / f"{assignment}.ipynb"), as_version=4))
-        for student, nb in (("solution", maker.solved(set(maker.items))),
-                            ("release", maker.release)):
+        notebooks = {"solution": maker.solved(set(maker.items)), "release": maker.release}
+        for student in editions:
             path = course / "submitted" / student / assignment / f"{assignment}.ipynb"
             path.parent.mkdir(parents=True)
-            nbformat.write(nb, str(path))
+            nbformat.write(notebooks[student], str(path))
         for relative in manifest.learner_files(assignment):  # handed in beside the notebook
-            solved = solved_text((course / "source" / assignment / relative).read_text())
-            released = (course / "release" / assignment / relative).read_text()
-            for student, text in (("solution", solved), ("release", released)):
+            texts = {"solution": solved_text((course / "source" / assignment / relative)
+                                             .read_text()),
+                     "release": (course / "release" / assignment / relative).read_text()}
+            for student in editions:
                 path = course / "submitted" / student / assignment / relative
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text)
+                path.write_text(texts[student])
     batches = grade_assignments(course, assignments,
                                 options or GradingOptions(feedback=False), pool=pool)
-    return {batch.assignment: _editions(course, batch) for batch in batches}
+    return {batch.assignment: _editions(course, batch, editions) for batch in batches}
 
 
-def _editions(course: Path, batch) -> EditionGrades:
+def _editions(course: Path, batch, editions: tuple[str, ...]) -> EditionGrades:
     assignment = batch.assignment
     with Gradebook(sqlite_url(course / "gradebook.db")) as gradebook:
         cells = {student: {g.name: (g.score, g.max_score) for g in gradebook
                            .find_submission_notebook(assignment, assignment, student).grades}
-                 for student in ("solution", "release")}
+                 for student in editions}
     solved_path = course / "autograded" / "solution" / assignment / f"{assignment}.ipynb"
     solved = nbformat.read(str(solved_path), as_version=4) if solved_path.exists() else None
-    return EditionGrades(cells["solution"], cells["release"],
+    return EditionGrades(cells.get("solution", {}), cells.get("release", {}),
                          {r.student: f"{r.status.value} {r.detail}".strip()
                           for r in batch.results}, solved)
 

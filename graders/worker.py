@@ -54,6 +54,11 @@ EXCEPTION_LINE = re.compile(r"^[A-Za-z_.]*(Error|Exception)\b.*:")
 
 _prepared: dict[str, Path] = {}
 _workdir: Path | None = None
+#: nbgrader's autograde sets and deletes NBGRADER_EXECUTION in the process environment (and
+#: tools_on_path changes PATH), so two gradings on two threads of one process break each other
+#: (a KeyError when the second deletes what the first removed): a Dask worker with several
+#: threads grades its tasks one at a time. Parallelism comes from processes (--nworkers).
+_ONE_AT_A_TIME = threading.Lock()
 
 
 #: What a worker imports before its first task (a fork server imports them once for all).
@@ -110,13 +115,14 @@ def _die_with_parent() -> None:
 
 def grade_task(task: GradingTask) -> GradingResult:
     """Grade one submission; never raises: a failure of the machinery is a result too."""
-    started = time.monotonic()
-    try:
-        result = _grade(task)
-    except Exception as error:  # reported as an infrastructure error, never as a zero
-        result = GradingResult(_outcome(task, Status.INFRASTRUCTURE,
-                                        f"{type(error).__name__}: {error}"[:300]))
-    result.outcome.wall_seconds = round(time.monotonic() - started, 2)
+    with _ONE_AT_A_TIME:
+        started = time.monotonic()
+        try:
+            result = _grade(task)
+        except Exception as error:  # reported as an infrastructure error, never as a zero
+            result = GradingResult(_outcome(task, Status.INFRASTRUCTURE,
+                                            f"{type(error).__name__}: {error}"[:300]))
+        result.outcome.wall_seconds = round(time.monotonic() - started, 2)
     return result
 
 

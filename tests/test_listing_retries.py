@@ -1,7 +1,8 @@
 """Listings that trip over an image removed meanwhile are asked again (pure logic, fake daemon).
 
 With the containerd image store, Engine 26.1 answers a whole image listing or disk usage with
-404 when another submission removes an image while the daemon reads the list. What a grading
+404 when another submission removes an image while the daemon reads the list, and disk usage
+with 500 ("rw layer snapshot not found") when a container goes meanwhile. What a grading
 sees must not depend on that race: the sweeps and the gatekeeper ask again, a few times, and a
 404 that lasts is passed on as it is.
 """
@@ -14,11 +15,13 @@ import pytest
 from docker.errors import NotFound
 
 from graders.gatekeeper.calls import Call
-from graders.gatekeeper.policy import asked_again_on_404, json_transform
+from graders.gatekeeper.policy import asked_again_on_race, json_transform
 from graders.gatekeeper.wire import Response
 from graders.sweep import LIST_ATTEMPTS, list_images
 
 RACE = b'{"message":"content digest sha256:2e91: not found"}'
+SNAPSHOT_RACE = (b'{"message":"failed to retrieve container list: rw layer snapshot not found'
+                 b' for container c6c6b1c9"}')
 
 
 class Daemon:
@@ -26,8 +29,9 @@ class Daemon:
 
     base_url = "http+docker://localhost"
 
-    def __init__(self, failures: int) -> None:
+    def __init__(self, failures: int, status: int = 404, message: bytes = RACE) -> None:
         self.failures, self.asked = failures, []
+        self.status, self.message = status, message
 
     def images(self, **kwargs):
         self.asked.append(kwargs)
@@ -38,7 +42,7 @@ class Daemon:
     def get(self, url, timeout):
         self.asked.append(url)
         if len(self.asked) < self.failures:
-            return SimpleNamespace(status_code=404, reason="Not Found", content=RACE)
+            return SimpleNamespace(status_code=self.status, reason="", content=self.message)
         return SimpleNamespace(status_code=200, reason="OK", content=b'{"Images": []}')
 
 
@@ -58,7 +62,7 @@ def test_a_lasting_404_is_raised():
 def test_the_gatekeeper_asks_the_same_request_again():
     daemon = Daemon(failures=3)
     call = Call("GET", "/v1.45", "/system/df")
-    answer = asked_again_on_404(daemon, call, json_transform())(
+    answer = asked_again_on_race(daemon, call, json_transform())(
         Response(404, "Not Found", [], RACE))
     assert (answer.status, answer.body) == (200, b'{"Images": []}')
     assert daemon.asked == [daemon.base_url + call.target] * 3
@@ -66,6 +70,23 @@ def test_the_gatekeeper_asks_the_same_request_again():
 
 def test_the_gatekeeper_passes_a_lasting_404_on():
     daemon = Daemon(failures=LIST_ATTEMPTS + 5)
-    answer = asked_again_on_404(daemon, Call("GET", "/v1.45", "/images/json"), json_transform())(
+    answer = asked_again_on_race(daemon, Call("GET", "/v1.45", "/images/json"), json_transform())(
         Response(404, "Not Found", [], RACE))
     assert answer.status == 404 and len(daemon.asked) == LIST_ATTEMPTS - 1
+
+
+def test_disk_usage_is_asked_again_when_a_container_went_meanwhile():
+    daemon = Daemon(failures=3, status=500, message=SNAPSHOT_RACE)
+    call = Call("GET", "/v1.45", "/system/df")
+    answer = asked_again_on_race(daemon, call, json_transform())(
+        Response(500, "Internal Server Error", [], SNAPSHOT_RACE))
+    assert (answer.status, answer.body) == (200, b'{"Images": []}')
+    assert len(daemon.asked) == 3
+
+
+def test_another_server_error_is_passed_on_at_once():
+    daemon = Daemon(failures=3)
+    failure = b'{"message":"error reading disk usage: permission denied"}'
+    answer = asked_again_on_race(daemon, Call("GET", "/v1.45", "/system/df"), json_transform())(
+        Response(500, "Internal Server Error", [], failure))
+    assert (answer.status, answer.body) == (500, failure) and daemon.asked == []

@@ -116,12 +116,12 @@ class ImageRules:
     # -- reading -----------------------------------------------------------------------------
 
     def list(self, call: Call, *_) -> Forward:
-        from .policy import asked_again_on_404, json_transform
+        from .policy import asked_again_on_race, json_transform
 
         def visible(image: dict) -> bool:
             return image["Id"] in self.owner.base_ids or self.owner.listed_image_is_own(image)
         shown = json_transform(lambda items: [i for i in items if visible(i)])
-        return self._forward(call, transform=asked_again_on_404(self.api, call, shown))
+        return self._forward(call, transform=asked_again_on_race(self.api, call, shown))
 
     def save(self, call: Call, *_) -> Forward:
         for name in call.params("names"):

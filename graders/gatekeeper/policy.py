@@ -101,17 +101,25 @@ def json_transform(edit: Callable = lambda found: found) -> Callable[[Response],
     return transform
 
 
-def asked_again_on_404(api, call: Call, transform: Callable[[Response], Response]
-                       ) -> Callable[[Response], Response]:
-    """``transform``, after asking the daemon again (the same GET) while it answers 404.
+def tripped_over_a_removal(response: Response) -> bool:
+    """Whether a listing failed because an object it was reading was removed meanwhile.
 
-    With the containerd image store, Engine 26.1 lists the images and then reads each one's
-    content: an image another submission removes in between fails the whole image listing or
-    disk usage with 404 (see sweep.list_images), which is no doing of this submission's.
+    Engine 26.1 with the containerd image store answers 404 (*"content digest ...: not
+    found"*) when an image goes, and disk usage answers 500 (*"failed to retrieve container
+    list: rw layer snapshot not found for container ..."*) when a container goes.
     """
+    return response.status == 404 or (response.status == 500
+                                      and b"not found" in response.body.lower())
+
+
+def asked_again_on_race(api, call: Call, transform: Callable[[Response], Response]
+                        ) -> Callable[[Response], Response]:
+    """``transform``, after asking the daemon again (the same GET) while the answer trips over
+    an object another submission removed (see ``tripped_over_a_removal`` and
+    sweep.list_images), which is no doing of this submission's."""
     def again(response: Response) -> Response:
         for attempt in range(LIST_ATTEMPTS - 1):
-            if response.status != 404:
+            if not tripped_over_a_removal(response):
                 break
             time.sleep(0.05 * (attempt + 1))
             answer = api.get(api.base_url + call.target, timeout=60)
@@ -691,7 +699,7 @@ class Policy:
                                or self.owner.listed_image_is_own(i)]
             usage["BuildCache"] = []
             return usage
-        return Forward(call, transform=asked_again_on_404(self.api, call, json_transform(keep)))
+        return Forward(call, transform=asked_again_on_race(self.api, call, json_transform(keep)))
 
     def login(self, call: Call, *_) -> Forward:
         address = call.body.get("serveraddress") or ""

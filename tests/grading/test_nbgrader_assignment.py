@@ -52,7 +52,7 @@ def test_an_nbgrader_assignment_scores_as_under_stock_nbgrader(tmp_path, no_left
         assert done.returncode == 0, done.stderr[-2000:]
     batch = grade_assignment(ours, ASSIGNMENT, GradingOptions(feedback=True))
     assert {r.student: r.status.value for r in batch.results} == dict.fromkeys(
-        ("alice", "bob", "carol"), "graded")
+        ("alice", "bob", "carol"), "graded"), [(r.student, r.detail) for r in batch.results]
     for root in (stock, ours):
         assert scores(sqlite_url(root / "gradebook.db")) == EXPECTED, root.name
         assert penalties(sqlite_url(root / "gradebook.db")) == LATE, root.name
@@ -67,12 +67,13 @@ def test_an_nbgrader_assignment_scores_the_same_on_a_dask_cluster(tmp_path, no_l
     from distributed import LocalCluster
 
     _course(tmp_path)
+    # Two threads in one worker process: its gradings must not break each other.
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
                       dashboard_address=None) as cluster:
         batch = grade_assignment(tmp_path, ASSIGNMENT, GradingOptions(
             feedback=False, scheduler=cluster.scheduler_address))
     assert batch.workers == 1, "not graded on the cluster"
     assert {r.student: r.status.value for r in batch.results} == dict.fromkeys(
-        ("alice", "bob", "carol"), "graded")
+        ("alice", "bob", "carol"), "graded"), [(r.student, r.detail) for r in batch.results]
     assert scores(sqlite_url(tmp_path / "gradebook.db")) == EXPECTED
     assert penalties(sqlite_url(tmp_path / "gradebook.db")) == LATE
