@@ -84,6 +84,18 @@ def exec_text(container, command: str | list[str]) -> tuple[int, str]:
     return result.exit_code, result.output.decode(errors="replace")
 
 
+def read_text(container, command: str | list[str], attempts: int = 5) -> tuple[int, str]:
+    """``exec_text`` for a command that only reads (``cat``, ``env``, ``stat``...), asked again
+    while its output is empty: a busy daemon now and then loses the whole output of an exec
+    that ends at once (docker-py issue 2042), and a check must not fail on that."""
+    for attempt in range(attempts):
+        code, output = exec_text(container, command)
+        if output:
+            break
+        time.sleep(0.2 * (attempt + 1))
+    return code, output
+
+
 def call_with_timeout(timeout: float, function, *args, **kwargs):
     """Call ``function`` in a worker thread; raise TimeoutError if it has not returned in time.
 
