@@ -573,3 +573,19 @@ def test_the_journal_records_the_submissions_calls_for_the_judge_only(gatekeeper
             stream.close()
     finally:
         judge.close()
+
+
+def test_each_container_shows_its_own_bind_sources_however_many_were_pinned(learner, tmp_path):
+    """Pins outlive their containers and are numbered: past ten, pin 1 is a prefix of pin 13,
+    and a container made later must still show its own source, not pin 1's with a 3 added."""
+    for number in range(14):
+        folder = tmp_path / f"data-{chr(ord('a') + number)}"  # not "data-1" + "3"
+        folder.mkdir()
+        container = learner.containers.create(BUSYBOX_IMAGE, ["true"], name=f"{OWN}-bind",
+                                              mounts=[Mount("/data", str(folder), type="bind")])
+        try:
+            container.reload()
+            assert [m["Source"] for m in container.attrs["Mounts"]] == [str(folder)]
+            assert container.attrs["HostConfig"]["Mounts"][0]["Source"] == str(folder)
+        finally:
+            container.remove(force=True)

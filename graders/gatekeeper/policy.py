@@ -460,7 +460,10 @@ class Policy:
             return found
         text = json.dumps(found)
         for pinned, source in originals.items():
-            text = text.replace(json.dumps(pinned)[1:-1], json.dumps(source)[1:-1])
+            # Pins are numbered: the one called 1 must not match inside the one called 13.
+            shown = json.dumps(source)[1:-1]
+            text = re.sub(re.escape(json.dumps(pinned)[1:-1]) + r"(?![0-9])", lambda _: shown,
+                          text)
         found = json.loads(text)
         host = found.get("HostConfig")
         if isinstance(host, dict) and self.cgroup is not None and "CgroupParent" in host:
