@@ -15,6 +15,7 @@ from pathlib import Path
 import nbformat
 
 from .outcome import Status
+from .settings import PARAMETERS_GRADE_ID
 
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 
@@ -98,6 +99,27 @@ class SampleMaker:
             Sample("deleted-tests", no_tests, self.points(everything), Status.GRADED),
             Sample("not-json", nbformat.writes(perfect)[:300], 0.0, Status.INVALID),
         ]
+
+
+def run_twice(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """``nb`` as handed in by a learner who ran every cell after the settings twice in one kernel.
+
+    The first pass is plain copies (no nbgrader metadata: none of it is graded), the second the
+    cells themselves, so grading it tells whether a second run trips over what the first one
+    left. The settings cell comes once, before both: the grader injects its values after it.
+    """
+    nb = _copy(nb)
+    start = 1 + next(index for index, cell in enumerate(nb.cells)
+                     if _nbgrader(cell).get("grade_id") == PARAMETERS_GRADE_ID)
+    first_pass = []
+    for cell in nb.cells[start:]:
+        if cell.cell_type == "code":
+            copy = _copy(cell)
+            copy.metadata.pop("nbgrader", None)
+            copy.id = f"first-{cell.id}"
+            first_pass.append(copy)
+    nb.cells[start:start] = first_pass
+    return nb
 
 
 def write_samples(source_path: Path, release_path: Path, out: Path) -> dict[str, dict]:

@@ -30,6 +30,9 @@ DEMO_ASSIGNMENT = "02-containers"
 CELL_TIMEOUT = 30
 SUBMISSION_TIMEOUT = 300
 
+#: grade_id of each notebook's locked settings cell, the one the grader injects its values after.
+PARAMETERS_GRADE_ID = "parameters"
+
 #: Length of a submission namespace: fixed, so no namespace is a prefix of another.
 NAMESPACE_LENGTH = 12
 

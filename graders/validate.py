@@ -33,7 +33,8 @@ from .release import (
     source_assignments,
     stale_files,
 )
-from .samples import SOLUTION_MARKERS, SampleMaker
+from .samples import SOLUTION_MARKERS, SampleMaker, run_twice
+from .settings import PARAMETERS_GRADE_ID
 
 MIN_EXERCISES, MIN_POINTS = 5, 10
 
@@ -73,7 +74,7 @@ def check_metadata(root: Path, assignment: str) -> list[Problem]:
     for grade_id in {g for g in grade_ids if grade_ids.count(g) > 1}:
         problems.append(Problem(assignment, grade_id, "grade_id repeated"))
     parameters = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    if len(parameters) != 1 or _meta(parameters[0]).get("grade_id") != "parameters" \
+    if len(parameters) != 1 or _meta(parameters[0]).get("grade_id") != PARAMETERS_GRADE_ID \
             or not _meta(parameters[0]).get("locked"):
         problems.append(Problem(assignment, "parameters", "needs exactly one locked cell tagged "
                                 "`parameters` with grade_id `parameters`"))
@@ -378,9 +379,15 @@ def grade_editions(root: Path, assignment: str, workdir: Path,
 
 def grade_all_editions(root: Path, assignments: list[str], workdir: Path,
                        options: GradingOptions | None = None, pool=None,
-                       editions: tuple[str, ...] = EDITIONS) -> dict[str, EditionGrades]:
+                       editions: tuple[str, ...] = EDITIONS,
+                       rerun: bool = False) -> dict[str, EditionGrades]:
     """The ``editions`` (both, unless fewer are asked for) of every assignment, graded as one
-    run, so the workers never wait."""
+    run, so the workers never wait.
+
+    With ``rerun`` the solution is handed in run twice in one kernel (samples.run_twice): full
+    marks then also show that a learner can re-run every cell, and the solved notebook holds
+    whatever the first pass wrote.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     course = Path(tempfile.mkdtemp(prefix="editions-", dir=workdir))
     for assignment in assignments:
@@ -389,7 +396,9 @@ def grade_all_editions(root: Path, assignments: list[str], workdir: Path,
     for assignment in assignments:
         maker = SampleMaker(_source(course, assignment), nbformat.read(
             str(course / "release" / assignment / f"{assignment}.ipynb"), as_version=4))
-        notebooks = {"solution": maker.solved(set(maker.items)), "release": maker.release}
+        solved = maker.solved(set(maker.items))
+        notebooks = {"solution": run_twice(solved) if rerun else solved,
+                     "release": maker.release}
         for student in editions:
             path = course / "submitted" / student / assignment / f"{assignment}.ipynb"
             path.parent.mkdir(parents=True)

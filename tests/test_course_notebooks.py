@@ -1,20 +1,17 @@
 """Every course notebook, graded for real: the solution earns full marks, the untouched release
 earns nothing, each grade cell tells them apart, re-running is safe, nothing is left behind.
 
-Both editions of all notebooks are graded as one run on a pool of warm workers, then every
-solution runs twice in its own kernel, several at once: the notebooks mostly wait on the daemon,
-so one at a time would leave the machine idle. The two passes of the notebooks in ALONE run on
-their own.
+Both editions of all notebooks are graded as one run on a pool of warm workers. The solution is
+handed in run twice in one kernel (graders.samples.run_twice), as a learner re-running every
+cell leaves it: its full marks come from the second pass, and no cell of either pass may write
+an error or to stderr. Its fresh, single run is graded beside, on the other engines
+(tests/test_other_engine.py).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import multiprocessing
-
 import pytest
 from conftest import ROOT, daemon_objects
-from two_passes import run_twice
 
 from graders.grading import GradingOptions
 from graders.pool import LocalPool, default_workers
@@ -23,44 +20,36 @@ from graders.validate import grade_all_editions
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ASSIGNMENTS = source_assignments(ROOT)
-#: Notebooks that prune images. Their two passes run with no gatekeeper, so no build-cache lock
-#: (graders/daemon_lock.py): beside the others, an image a 15-layers build was using vanished
-#: while 09-cleanup ran. Graded, they run with the rest.
-ALONE = ["09-cleanup"]
-TOGETHER = [assignment for assignment in ASSIGNMENTS if assignment not in ALONE]
-#: Generous cell limit: several notebooks share a machine that others may be loading too.
-OPTIONS = GradingOptions(feedback=False, cell_timeout=90)
+#: Generous limits: several notebooks share a machine that others may be loading too, and the
+#: solution runs twice.
+OPTIONS = GradingOptions(feedback=False, cell_timeout=90, submission_timeout=900)
 
 
 def _leaked(before: dict, after: dict) -> dict:
     return {kind: after[kind] - before[kind] for kind in after if after[kind] - before[kind]}
 
 
+def _selected(request) -> list[str]:
+    """The assignments the session's tests of this module ask for (all of them, unless -k chose)."""
+    asked = {item.callspec.params["assignment"] for item in request.session.items
+             if item.module is request.module and "assignment" in getattr(
+                 getattr(item, "callspec", None), "params", {})}
+    return [assignment for assignment in ASSIGNMENTS if assignment in asked] or ASSIGNMENTS
+
+
 @pytest.fixture(scope="module")
-def graded(client, tmp_path_factory):
-    """The solved and the untouched edition of every assignment, and what grading left behind."""
+def graded(client, request, tmp_path_factory):
+    """The solution run twice and the untouched edition of every assignment, and what grading
+    left behind."""
     before = daemon_objects(client)
     pool = LocalPool(default_workers())
     workdir = tmp_path_factory.mktemp("editions")
     try:
-        editions = grade_all_editions(ROOT, ASSIGNMENTS, workdir, OPTIONS, pool)
+        editions = grade_all_editions(ROOT, _selected(request), workdir, OPTIONS, pool,
+                                      rerun=True)
     finally:
         pool.close()
     return {"editions": editions, "leaked": _leaked(before, daemon_objects(client))}
-
-
-@pytest.fixture(scope="module")
-def two_passes(client, graded):
-    """Each solution run twice in one kernel (after grading, which sweeps what is new)."""
-    before = daemon_objects(client)
-    with concurrent.futures.ProcessPoolExecutor(
-            default_workers(), mp_context=multiprocessing.get_context("spawn")) as runs:
-        futures = {assignment: runs.submit(run_twice, ROOT, assignment)
-                   for assignment in TOGETHER}
-        found = {assignment: future.result() for assignment, future in futures.items()}
-        for assignment in ALONE:
-            found[assignment] = runs.submit(run_twice, ROOT, assignment).result()
-    return {"runs": found, "leaked": _leaked(before, daemon_objects(client))}
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -93,11 +82,12 @@ def test_grading_leaves_nothing_on_the_daemon(graded):
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_running_the_solution_twice_in_one_kernel_is_safe(two_passes, assignment):
+def test_running_the_solution_twice_in_one_kernel_is_safe(graded, assignment):
     """A learner re-runs cells; the second pass must not trip over the first one's objects."""
-    run = two_passes["runs"][assignment]
-    assert not run["errors"] and not run["stderr"]
-
-
-def test_running_twice_leaves_nothing_on_the_daemon(two_passes):
-    assert not two_passes["leaked"]
+    solved = graded["editions"][assignment].solved_notebook
+    assert solved is not None and any(c.id.startswith("first-") for c in solved.cells)
+    written = [(cell.get("id"), output.get("ename") or output.get("text", "")[:300])
+               for cell in solved.cells if cell.cell_type == "code"
+               for output in cell.get("outputs", [])
+               if output.get("output_type") == "error" or output.get("name") == "stderr"]
+    assert not written, f"cells that wrote an error or to stderr: {written}"

@@ -33,10 +33,10 @@ from ..errors import DaemonUnavailable
 from ..gatekeeper import Gatekeeper, Limits
 from ..judging import Judge, JudgeFailed, LearnerKernel, course_cells, learner_names
 from ..outcome import Outcome, Status
+from ..settings import PARAMETERS_GRADE_ID
 from ..sweep import swept
 from .restore_deleted_cells import METADATA_KEY
 
-PARAMETERS_GRADE_ID = "parameters"
 #: The judge names what it makes after the submission's namespace plus this: its fixtures (say,
 #: a registry the setup cell starts) live beside the kernel's, and neither side's reset
 #: removes the other's. The gatekeeper owns and sweeps both alike.
