@@ -1,4 +1,10 @@
-"""Shared fixtures: a Docker client, and a guard that no test leaves Docker objects behind."""
+"""Shared fixtures: a Docker client, and a guard that no test leaves Docker objects behind.
+
+The session runs the short tests first, then the gradings beside the main daemon
+(tests/test_other_engine.py, started in the background as soon as they are collected), then the
+long gradings: the short tests mostly wait on the daemon, so the side gradings run in the
+cores they leave idle, and end before the long gradings want them.
+"""
 
 from __future__ import annotations
 
@@ -44,3 +50,31 @@ def no_leftovers(client):
     after = daemon_objects(client)
     leaked = {kind: after[kind] - before[kind] for kind in after if after[kind] - before[kind]}
     assert not leaked, f"left on the daemon: {leaked}"
+
+
+SIDE_GRADINGS = "test_other_engine"
+
+
+def _module(item) -> str:
+    return getattr(getattr(item, "module", None), "__name__", "")
+
+
+def pytest_collection_modifyitems(items):
+    slow = {_module(item) for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: 1 if _module(item) == SIDE_GRADINGS
+               else 2 if _module(item) in slow else 0)
+
+
+def pytest_collection_finish(session):
+    if session.config.option.collectonly:
+        return
+    for item in session.items:
+        if _module(item) == SIDE_GRADINGS:
+            item.module.start_in_background()
+            return
+
+
+def pytest_sessionfinish(session):
+    side = sys.modules.get(SIDE_GRADINGS)
+    if side is not None:
+        side.stop_background()

@@ -5,13 +5,18 @@ filesystems on Engine 26.1 with the containerd image store, each in a side daemo
 The engine is Debian's docker.io of its release, unpacked into a cache folder without
 installing anything (graders.engines.provide_engine); the side daemon (graders.side_daemon) has
 its own socket, data, containerd and network namespace, gets the course images, and the
-reference solution of its notebooks is graded on it as tests/test_course_notebooks.py grades it
-on the main one (graders.validate.grade_all_editions): it must earn full marks there too. The
+reference solution of its notebooks, run once in a fresh kernel, is graded on it
+(graders.validate.grade_all_editions): it must earn full marks there too. The main suite grades
+it run twice in one kernel (tests/test_course_notebooks.py), so both ways are checked. The
 untouched release is not graded again beside: its exercises raise before they touch Docker, so
 its zero does not depend on the engine, and the main suite checks it and that every grade cell
 tells the two editions apart. With the main suite on one engine, the two set-ups cover 20.10,
 26.1 and both of 26.1's image stores. The engine and store each grading ran on are written to
 the terminal, so a CI log shows them.
+
+Both set-ups start, and grade, in the background from the moment the session has collected
+these tests, while the short tests run (tests/conftest.py orders them first): those mostly wait
+on the main daemon, and the gradings use the cores they leave idle.
 """
 
 from __future__ import annotations
@@ -20,8 +25,11 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -86,39 +94,6 @@ def _set_up(main: dict, info: dict, which: str) -> tuple[str, str] | None:
     return "26.1", "containerd"
 
 
-@pytest.fixture(scope="module", params=SET_UPS)
-def side(client, request):
-    """A side daemon of one set-up with the course images: (engine, daemon, client, bin folder)."""
-    reason = _why_not()
-    if reason:
-        pytest.skip(reason)
-    from graders.side_daemon import SideDaemon
-
-    main = client.version()
-    chosen = _set_up(main, client.info(), request.param)
-    if chosen is None:
-        pytest.skip("the main daemon is Engine 26.1 with the containerd image store already")
-    engine, store = chosen
-    began = time.monotonic()
-    bin_dir = engines.provide_engine(engine, on_step=lambda step: _say(request, f"  {step}"))
-    fetched = time.monotonic() - began
-    features = {engines.SNAPSHOTTER_FEATURE: True} if store == "containerd" else None
-    daemon = SideDaemon(f"other-{store}", bin_dir=bin_dir, features=features)
-    daemon.start(timeout=90)
-    try:
-        daemon.provision()
-        side_client = daemon.client()
-        assert engines.image_store(side_client.info()) == store
-        _say(request, f"engines: main daemon {_engine_line(client)}")
-        _say(request, f"engines: side daemon ({daemon.docker_host}) {_engine_line(side_client)}"
-                      f" [fetched in {fetched:.1f} s, started and provisioned in "
-                      f"{time.monotonic() - began - fetched:.1f} s]")
-        yield engine, daemon, side_client, bin_dir, GRADED_ON[request.param]
-        side_client.close()
-    finally:
-        daemon.stop(remove_data=True)
-
-
 def _grade_here(docker_host: str, out: str, assignments: list[str]) -> None:
     """In a process of its own (its grading workers must inherit DOCKER_HOST, and a fork server
     started earlier in the test session would not have it): grade the solutions of
@@ -149,34 +124,172 @@ def _grade_here(docker_host: str, out: str, assignments: list[str]) -> None:
     Path(out).write_text(json.dumps(found))
 
 
+class SideRun:
+    """One set-up graded beside: its side daemon started and provisioned, then the solutions
+    graded on it, in the background (start_in_background) while the session's other tests run.
+
+    Whatever the fixtures must report (a skip, an error, lines for the terminal) is kept for
+    them: a background thread cannot fail a test or write to pytest's terminal itself.
+    """
+
+    def __init__(self, which: str) -> None:
+        self.which = which
+        self.lines: list[str] = []
+        self.said = 0  # lines already written to the terminal
+        self.skip_reason = ""
+        self.error = ""
+        self.engine = ""
+        self.bin_dir: Path | None = None
+        self.daemon = None
+        self.client: docker.DockerClient | None = None
+        self.found: dict | None = None
+        self.ready, self.done, self.stopping = threading.Event(), threading.Event(), \
+            threading.Event()
+        self._grading: subprocess.Popen | None = None
+
+    def go(self) -> None:
+        try:
+            if not self.stopping.is_set():
+                self._start()
+            if self.client is not None and not self.stopping.is_set():
+                self.ready.set()
+                self._grade()
+        except Exception as error:  # handed to the fixtures, which fail the tests with it
+            self.error = f"{type(error).__name__}: {error}"
+        finally:
+            self.ready.set()
+            self.done.set()
+
+    def _start(self) -> None:
+        self.skip_reason = _why_not() or ""
+        if self.skip_reason:
+            return
+        from graders.side_daemon import SideDaemon
+
+        main = docker.from_env()
+        try:
+            chosen = _set_up(main.version(), main.info(), self.which)
+        finally:
+            main.close()
+        if chosen is None:
+            self.skip_reason = "the main daemon is Engine 26.1 with the containerd image store"
+            return
+        self.engine, store = chosen
+        began = time.monotonic()
+        self.bin_dir = engines.provide_engine(self.engine,
+                                              on_step=lambda step: self.lines.append(f"  {step}"))
+        fetched = time.monotonic() - began
+        features = {engines.SNAPSHOTTER_FEATURE: True} if store == "containerd" else None
+        self.daemon = SideDaemon(f"other-{store}", bin_dir=self.bin_dir, features=features)
+        self.daemon.start(timeout=90)
+        self.daemon.provision()
+        self.client = self.daemon.client()
+        assert engines.image_store(self.client.info()) == store
+        self.lines.append(f"engines: side daemon ({self.daemon.docker_host}) "
+                          f"{_engine_line(self.client)} [fetched in {fetched:.1f} s, started "
+                          f"and provisioned in {time.monotonic() - began - fetched:.1f} s]")
+
+    def _grade(self) -> None:
+        assignments = GRADED_ON[self.which]
+        out = Path(tempfile.mkdtemp(prefix=f"side-{self.which}-")) / "editions.json"
+        began = time.monotonic()
+        code = ("import sys; sys.path.insert(0, sys.argv[1]); import test_other_engine as t; "
+                "t._grade_here(sys.argv[2], sys.argv[3], sys.argv[4:])")
+        # In the side daemon's network namespace: the notebooks reach its published ports there.
+        self._grading = subprocess.Popen(
+            self.daemon.inside([sys.executable, "-c", code, str(Path(__file__).parent),
+                                self.daemon.docker_host, str(out), *assignments]),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            start_new_session=True, env={**os.environ, "DOCKER_HOST": self.daemon.docker_host})
+        if self.stopping.is_set():  # close() came while it started
+            self._end_grading()
+        try:
+            _, stderr = self._grading.communicate(timeout=GRADING_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._end_grading()
+            raise
+        if self._grading.returncode != 0:
+            raise RuntimeError(f"grading on Engine {self.engine} failed:\n{stderr[-3000:]}")
+        self.lines.append(f"engines: graded {len(assignments)} solutions on Engine "
+                          f"{self.client.version()['Version']}, "
+                          f"{engines.image_store(self.client.info())} image store, in "
+                          f"{time.monotonic() - began:.0f} s")
+        self.found = json.loads(out.read_text())
+        shutil.rmtree(out.parent, ignore_errors=True)
+
+    def _end_grading(self) -> None:
+        """The grading's whole process group: its workers and kernels go with it."""
+        if self._grading is not None and self._grading.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._grading.pid, signal.SIGKILL)
+            self._grading.wait()
+
+    def close(self) -> None:
+        """Stop the grading if it still runs, and the side daemon with everything it holds."""
+        self.stopping.set()
+        self._end_grading()
+        self.done.wait()
+        if self.client is not None:
+            self.client.close()
+        if self.daemon is not None:
+            self.daemon.stop(remove_data=True)
+
+
+_RUNS: dict[str, SideRun] = {}
+
+
+def start_in_background() -> None:
+    """Start the set-ups, one after the other, in a thread: tests/conftest.py calls this as soon
+    as the session has collected this module's tests and runs the short tests first. Those
+    mostly wait on the main daemon, leaving much of two cores idle; the gradings fill it."""
+    if not _RUNS:
+        _RUNS.update({which: SideRun(which) for which in SET_UPS})
+        threading.Thread(target=lambda: [run.go() for run in _RUNS.values()],
+                         name="side-gradings", daemon=True).start()
+
+
+def stop_background() -> None:
+    """At the end of the session, whatever still runs (an interrupted session) is stopped."""
+    for run in _RUNS.values():
+        run.close()
+
+
+def _say_new_lines(request, run: SideRun) -> None:
+    for line in run.lines[run.said:]:
+        _say(request, line)
+    run.said = len(run.lines)
+
+
+@pytest.fixture(scope="module", params=SET_UPS)
+def side(client, request):
+    """A side daemon of one set-up with the course images, its solutions being graded: a SideRun."""
+    start_in_background()
+    run = _RUNS[request.param]
+    run.ready.wait()
+    _say_new_lines(request, run)
+    try:
+        if run.skip_reason:
+            pytest.skip(run.skip_reason)
+        assert run.client is not None, f"the side daemon did not start: {run.error}"
+        _say(request, f"engines: main daemon {_engine_line(client)}")
+        yield run
+    finally:
+        run.close()
+
+
 @pytest.fixture(scope="module")
-def graded(side, request, tmp_path_factory):
-    engine, daemon, side_client, _bin, assignments = side
-    out = tmp_path_factory.mktemp("other-engine") / "editions.json"
-    began = time.monotonic()
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import test_other_engine as t; "
-            "t._grade_here(sys.argv[2], sys.argv[3], sys.argv[4:])")
-    # In the side daemon's network namespace: the notebooks reach its published ports there.
-    done = subprocess.run(daemon.inside([sys.executable, "-c", code, str(Path(__file__).parent),
-                                         daemon.docker_host, str(out), *assignments]),
-                          capture_output=True, text=True,
-                          timeout=GRADING_TIMEOUT, env={**os.environ,
-                                                        "DOCKER_HOST": daemon.docker_host})
-    seconds = time.monotonic() - began
-    assert done.returncode == 0, f"grading on Engine {engine} failed:\n{done.stderr[-3000:]}"
-    _say(request, f"engines: graded {len(assignments)} solutions on Engine "
-                  f"{side_client.version()['Version']}, "
-                  f"{engines.image_store(side_client.info())} image store, in {seconds:.0f} s")
-    found = json.loads(out.read_text())
-    assert sorted(found) == sorted(assignments)
-    return found
+def graded(side, request):
+    side.done.wait()
+    _say_new_lines(request, side)
+    assert side.found is not None, side.error
+    assert sorted(side.found) == sorted(GRADED_ON[side.which])
+    return side.found
 
 
 def test_the_side_daemon_runs_the_engine_asked_for(side):
-    engine, daemon, side_client, bin_dir, _assignments = side
-    assert engines.engine_of(side_client.version()["Version"]) == engine
-    assert not (bin_dir / "runc").exists()
-    runc = {c["Name"]: c for c in side_client.version().get("Components", [])}.get("runc", {})
+    assert engines.engine_of(side.client.version()["Version"]) == side.engine
+    assert not (side.bin_dir / "runc").exists()
+    runc = {c["Name"]: c for c in side.client.version().get("Components", [])}.get("runc", {})
     # The system's runc, not the other release's (trixie's needs a newer glibc than bookworm's).
     system_runc = engines.binary_version("runc") or ""
     assert system_runc and system_runc.split("+")[0] in runc.get("Version", ""), runc
@@ -185,12 +298,11 @@ def test_the_side_daemon_runs_the_engine_asked_for(side):
 def test_doctor_names_the_side_daemons_engine_and_store(side, monkeypatch):
     from graders.doctor import diagnose
 
-    engine, daemon, _client, _bin, _assignments = side
-    monkeypatch.setenv("DOCKER_HOST", daemon.docker_host)
+    monkeypatch.setenv("DOCKER_HOST", side.daemon.docker_host)
     checks = {check.name: check for check in diagnose()}
-    assert checks["Docker daemon"].ok and daemon.docker_host in checks["Docker daemon"].detail
-    assert f"Engine {engine}." in checks["Docker server version"].detail
-    store = engines.image_store(_client.info())
+    assert checks["Docker daemon"].ok and side.daemon.docker_host in checks["Docker daemon"].detail
+    assert f"Engine {side.engine}." in checks["Docker server version"].detail
+    store = engines.image_store(side.client.info())
     assert checks["Image store"].ok and checks["Image store"].detail.startswith(store)
     assert checks["Image busybox:1.35.0"].ok and checks["Image registry:2"].ok
 
