@@ -84,16 +84,22 @@ def exec_text(container, command: str | list[str]) -> tuple[int, str]:
     return result.exit_code, result.output.decode(errors="replace")
 
 
-def read_text(container, command: str | list[str], attempts: int = 5) -> tuple[int, str]:
-    """``exec_text`` for a command that only reads (``cat``, ``env``, ``stat``...), asked again
-    while its output is empty: a busy daemon now and then loses the whole output of an exec
-    that ends at once (docker-py issue 2042), and a check must not fail on that."""
+def exec_until(container, command: str | list[str], accept, attempts: int = 3) -> tuple[int, str]:
+    """Run ``command`` in ``container`` until ``accept(code, output)`` holds, ``attempts`` times
+    at most; the last (code, output). A busy daemon now and then loses the whole output of an
+    exec that ends at once (docker-py issue 2042): a probe asks again rather than fail on that."""
     for attempt in range(attempts):
         code, output = exec_text(container, command)
-        if output:
+        if accept(code, output):
             break
         time.sleep(0.2 * (attempt + 1))
     return code, output
+
+
+def read_text(container, command: str | list[str], attempts: int = 5) -> tuple[int, str]:
+    """``exec_text`` for a command that only reads (``cat``, ``env``, ``stat``...), asked again
+    while its output is empty (see ``exec_until``): a check must not fail on a lost output."""
+    return exec_until(container, command, lambda _code, output: bool(output), attempts)
 
 
 def call_with_timeout(timeout: float, function, *args, **kwargs):
