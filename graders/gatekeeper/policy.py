@@ -462,7 +462,7 @@ class Policy:
         for pinned, source in originals.items():
             # Pins are numbered: the one called 1 must not match inside the one called 13.
             shown = json.dumps(source)[1:-1]
-            text = re.sub(re.escape(json.dumps(pinned)[1:-1]) + r"(?![0-9])", lambda _: shown,
+            text = re.sub(re.escape(json.dumps(pinned)[1:-1]) + r"(?![0-9])", lambda _, s=shown: s,
                           text)
         found = json.loads(text)
         host = found.get("HostConfig")
