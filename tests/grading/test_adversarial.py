@@ -125,9 +125,12 @@ import json, time
 bomb = client.containers.run(BUSYBOX_IMAGE, ["sh", "-c", "b() { b | b & }; b; exec sleep 600"],
                              labels=LABELS, detach=True)
 time.sleep(8)
-stats = bomb.stats(stream=False)
-print("RESULT", json.dumps({"pids": stats["pids_stats"].get("current"),
-                            "limit": bomb.attrs["HostConfig"]["PidsLimit"]}))
+for attempt in range(10):  # a busy daemon's first sample can come without pids_stats
+    pids = bomb.stats(stream=False)["pids_stats"].get("current")
+    if pids:
+        break
+    time.sleep(1)
+print("RESULT", json.dumps({"pids": pids, "limit": bomb.attrs["HostConfig"]["PidsLimit"]}))
 """,
     "memory-bomb": """
 import json
