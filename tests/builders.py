@@ -99,6 +99,24 @@ def with_cell_source(nb, cell_id: str, source: str) -> nbformat.NotebookNode:
     return nb
 
 
+def exercises_only(nb, exercises: set[str] | None = None) -> nbformat.NotebookNode:
+    """A course notebook without its worked examples, and kept to ``exercises`` when given.
+
+    For tests where the examples are not what is tested: each costs seconds of container
+    starts and builds per copy graded. The settings, set-up and clean-up cells stay, and an
+    exercise keeps its solution and its tests (cells ``<exercise>-solution``/``-tests``).
+    """
+    def kept(cell) -> bool:
+        exercise, _, role = cell.get("id", "").rpartition("-")
+        if cell.cell_type != "code" or role not in ("example", "solution", "tests"):
+            return True
+        return role != "example" and (exercises is None or exercise in exercises)
+
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+    nb.cells = [cell for cell in nb.cells if kept(cell)]
+    return nb
+
+
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst, dirs_exist_ok=True)
     return dst

@@ -1,9 +1,9 @@
 """Shared fixtures: a Docker client, and a guard that no test leaves Docker objects behind.
 
-The session runs the short tests first, then the gradings beside the main daemon
-(tests/test_other_engine.py, started in the background as soon as they are collected), then the
-long gradings: the short tests mostly wait on the daemon, so the side gradings run in the
-cores they leave idle, and end before the long gradings want them.
+The session runs the short tests first, then the long gradings, then the checks of the gradings
+beside the main daemon (tests/test_other_engine.py), which start in the background as soon as
+the tests are collected: the short tests, and the long ones that wait on kernels, time limits
+and restarts, leave cores idle, which the side gradings fill instead of being waited for.
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ def _module(item) -> str:
 
 def pytest_collection_modifyitems(items):
     slow = {_module(item) for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: 1 if _module(item) == SIDE_GRADINGS
-               else 2 if _module(item) in slow else 0)
+    items.sort(key=lambda item: 2 if _module(item) == SIDE_GRADINGS
+               else 1 if _module(item) in slow else 0)
 
 
 def pytest_collection_finish(session):

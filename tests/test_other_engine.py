@@ -15,8 +15,8 @@ tells the two editions apart. With the main suite on one engine, the two set-ups
 the terminal, so a CI log shows them.
 
 Both set-ups start, and grade, in the background from the moment the session has collected
-these tests, while the short tests run (tests/conftest.py orders them first): those mostly wait
-on the main daemon, and the gradings use the cores they leave idle.
+these tests, which run last (tests/conftest.py): the short tests, and the long ones that wait on
+kernels and time limits, leave cores idle, which the gradings use.
 """
 
 from __future__ import annotations

@@ -4,7 +4,10 @@ without the tampering scores.
 Each family of tests/tampering.py goes into the untouched release (which scores nothing) of
 02-containers and into a half-solved edition (every other exercise solved), and two of them into
 the release of 17-volumes, graded in one run beside the honest editions. Grade cells run in a
-judge outside the kernel, so none of the kernel's tricks reaches a verdict.
+judge outside the kernel, so none of the kernel's tricks reaches a verdict. Every edition, and
+the source it is graded against, is the notebook without its worked examples
+(builders.exercises_only): a forgery aims at verdicts, and the examples' container starts would
+cost each of the 23 copies seconds.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import builders as b
 import nbformat
 import pytest
 from conftest import ROOT
@@ -50,8 +54,11 @@ def graded(tmp_path_factory):
     course = tmp_path_factory.mktemp("tampering")
     for assignment in NOTEBOOKS:
         shutil.copytree(ROOT / "source" / assignment, course / "source" / assignment)
+        source = course / "source" / assignment / f"{assignment}.ipynb"
+        b.write(b.exercises_only(nbformat.read(str(source), 4)), source)
         release = nbformat.read(str(ROOT / "release" / assignment / f"{assignment}.ipynb"), 4)
-        editions = {"release": release, "half": half_solved(assignment)}
+        editions = {"release": b.exercises_only(release),
+                    "half": b.exercises_only(half_solved(assignment))}
         for edition, notebook in list(editions.items()):
             for family in EDITIONS[assignment].get(edition, ()):
                 editions[f"{edition}+{family}"] = tampered(notebook, family)

@@ -1,7 +1,9 @@
 """A solution that reaches the right answer without the call its lesson teaches earns nothing
 for that exercise, and everything else it solved still counts.
 
-Each case puts one such solution into the instructor's (fully solved) notebook and grades it.
+Each case puts one such solution into the instructor's (fully solved) notebook, without its
+worked examples (builders.exercises_only: they cost container starts and are not what is
+judged), and grades it.
 The judge decides from evidence the kernel cannot rewrite: the gatekeeper's journal of the
 submission's requests (attach, exec, login) or the registry's own log (the catalogue).
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import builders as b
 import nbformat
 import pytest
 from conftest import ROOT
@@ -86,7 +89,9 @@ def graded(tmp_path_factory):
     course = tmp_path_factory.mktemp("detours")
     for assignment, (solution_id, _tests_id, detour) in DETOURS.items():
         shutil.copytree(ROOT / "source" / assignment, course / "source" / assignment)
-        notebook = nbformat.read(str(ROOT / "source" / assignment / f"{assignment}.ipynb"), 4)
+        source = course / "source" / assignment / f"{assignment}.ipynb"
+        notebook = b.exercises_only(nbformat.read(str(source), 4))
+        b.write(notebook, source)
         [cell] = [c for c in notebook.cells if c.get("id") == solution_id]
         cell.source = detour.strip() + "\n"
         target = course / "submitted" / "detour" / assignment / f"{assignment}.ipynb"
