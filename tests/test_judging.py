@@ -15,7 +15,6 @@ import pytest
 from docker.errors import ContainerError, NotFound
 
 from graders import confinement
-from graders.judging import Judge
 from graders.judging.codec import (
     Decoder,
     Encoder,
@@ -26,6 +25,7 @@ from graders.judging.codec import (
     loads,
     rebuild_exception,
 )
+from graders.judging.judge import Judge
 
 
 def crossed(value):

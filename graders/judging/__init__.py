@@ -7,9 +7,7 @@ function in it is a stand-in that asks the worker (``judge``) to call the real o
 learner's kernel (``learner``, ``kernel_side``) and gets back plain data (``codec``). The verdict
 is whether the cell's checks held in the judge, decided from that data and from what the judge
 itself sees on the daemon.
+
+Nothing is imported here: the judge's process (``python -m graders.judging.process``) loads this
+package first, and needs neither the worker's side nor jupyter_client (0.15 s a submission).
 """
-
-from .judge import Judge, JudgeFailed, Verdict, course_cells, learner_names
-from .learner import LearnerKernel
-
-__all__ = ["Judge", "JudgeFailed", "LearnerKernel", "Verdict", "course_cells", "learner_names"]

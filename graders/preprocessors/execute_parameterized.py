@@ -31,7 +31,8 @@ from .. import confinement
 from ..daemon_watch import DaemonWatch
 from ..errors import DaemonUnavailable
 from ..gatekeeper import Gatekeeper, Limits
-from ..judging import Judge, JudgeFailed, LearnerKernel, course_cells, learner_names
+from ..judging.judge import Judge, JudgeFailed, course_cells, learner_names
+from ..judging.learner import LearnerKernel
 from ..outcome import Outcome, Status
 from ..settings import PARAMETERS_GRADE_ID
 from ..sweep import swept

@@ -36,7 +36,7 @@ from graders.settings import COURSE_IMAGES, NAMESPACE_LABEL
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-OPTIONS = GradingOptions(cell_timeout=20, submission_timeout=80, feedback=False, workers=2)
+OPTIONS = GradingOptions(cell_timeout=20, submission_timeout=80, feedback=False, workers=4)
 FULL = 5.0
 HONEST = {"honest-a": FULL, "honest-b": FULL, "honest-partial": 3.0}
 ATTACK = "attack"
