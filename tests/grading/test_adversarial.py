@@ -1,7 +1,7 @@
 """Adversarial submissions graded in one batch beside honest ones (issue 8's suite).
 
 Each adversary hands in the honest solution plus one appended cell that tries one thing
-against the daemon. The whole class is graded once, on two workers, through the gatekeeper
+against the daemon. The whole class is graded once, on four workers, through the gatekeeper
 that grading starts for every submission; the tests then read what happened: honest grades
 unchanged, each attack refused (the learner sees the rule's name) or contained by a limit,
 objects of another submission and the course images untouched, nothing left on the daemon.
