@@ -8,7 +8,6 @@ running nbgrader's generate_assignment once per assignment, which costs a few se
 
 from __future__ import annotations
 
-import atexit
 import functools
 import shutil
 import tempfile
@@ -18,6 +17,7 @@ from nbgrader.api import Gradebook
 
 from .folders import read_folder
 from .nbgrader_env import sqlite_url, stamp_new_gradebook
+from .scratch import process_folder
 from .tasks import AssignmentBundle
 
 #: The most an assignment's source folder may carry to the workers.
@@ -68,9 +68,7 @@ def copy_assignment(from_url: str, to_url: str, assignment: str) -> None:
 @functools.cache
 def _empty_gradebook() -> Path:
     """An empty gradebook (nbgrader's tables, no assignment), made once per process."""
-    folder = tempfile.mkdtemp(prefix="course-empty-gradebook-")
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    path = Path(folder) / "gradebook.db"
+    path = process_folder("course-empty-gradebook-") / "gradebook.db"
     stamp_new_gradebook(sqlite_url(path))
     with Gradebook(sqlite_url(path)):
         pass

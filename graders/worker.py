@@ -9,7 +9,6 @@ coordinator records them.
 
 from __future__ import annotations
 
-import atexit
 import importlib
 import json
 import os
@@ -47,6 +46,7 @@ from .folders import write_folder
 from .nbgrader_env import course_config, sqlite_url, tools_on_path
 from .outcome import Outcome, Status
 from .preprocessors import ExecuteParameterized, RestoreDeletedCells, SaveJudgedGrades
+from .scratch import process_folder
 from .sweep import remove_namespace
 from .tasks import CellGrade, GradingResult, GradingTask
 
@@ -134,8 +134,7 @@ def _outcome(task: GradingTask, status: Status, detail: str = "") -> Outcome:
 def _private_root() -> Path:
     global _workdir
     if _workdir is None:
-        _workdir = Path(tempfile.mkdtemp(prefix="docker-course-worker-"))
-        atexit.register(shutil.rmtree, _workdir, ignore_errors=True)
+        _workdir = process_folder("docker-course-worker-")
     return _workdir
 
 
