@@ -25,8 +25,9 @@ except ImportError:  # Windows: no flock, and no grading (see the module's docst
 
 #: How long a build-cache lock is waited for before the work goes ahead without it (seconds):
 #: builds hold it only between their steps, so waits are short; a stuck holder slows others
-#: down this much at most, and never stops them.
-BUILD_CACHE_WAIT = 10.0
+#: down this much at most, and never stops them. Ten seconds ran out on two loaded cores with a
+#: class building at once, and the removal that went ahead broke a build.
+BUILD_CACHE_WAIT = 30.0
 POLL_EVERY = 0.05
 
 
@@ -90,8 +91,11 @@ class BuildHold:
 
     Every step runs in a container, which keeps the image it starts from from being deleted: a
     build may ``pause`` while one exists, so that a long or hanging ``RUN`` step does not make
-    everyone's removals wait, and ``resume`` when it is gone. Resuming never waits: if a removal
-    holds the lock just then, the build goes on without it.
+    everyone's removals wait, and ``resume`` when it is gone. Resuming waits for a removal under
+    way: a later stage of a multi-stage build starts again from a base image and can find
+    another build's step images in the cache (going on without the lock, a second run of
+    14-dockerfile's multi-stage example failed with "unable to find image" while a classmate's
+    identical build was being removed).
     """
 
     def __init__(self) -> None:
@@ -110,7 +114,7 @@ class BuildHold:
 
     def resume(self) -> None:
         if self._cache is None:
-            self._take(time.monotonic())
+            self._take(time.monotonic() + BUILD_CACHE_WAIT)
 
     def _take(self, deadline: float) -> None:
         if fcntl is None:
