@@ -24,10 +24,9 @@ except ImportError:  # Windows: no flock, and no grading (see the module's docst
     fcntl = None
 
 #: How long a build-cache lock is waited for before the work goes ahead without it (seconds):
-#: builds hold it only between their steps, so waits are short; a stuck holder slows others
-#: down this much at most, and never stops them. Ten seconds ran out on two loaded cores with a
-#: class building at once, and the removal that went ahead broke a build.
-BUILD_CACHE_WAIT = 30.0
+#: builds hold it only between their steps, so waits are short; a stuck holder (or a submission
+#: removing images in a loop) slows others down this much at most, and never stops them.
+BUILD_CACHE_WAIT = 10.0
 POLL_EVERY = 0.05
 
 
