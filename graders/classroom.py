@@ -143,8 +143,9 @@ def collect_zip(root: Path, db_url: str, assignment: str, archives: list[Path],
     ``downloaded/<assignment>/archive/`` and extracted, and each file's name is read with
     ``file_names`` (a regular expression with ``student_id`` and ``file_id`` groups, matched
     against the extracted file's path), else nbgrader_config.py's
-    ``FileNameCollectorPlugin.named_regexp``, else Canvas's naming. Files whose notebook name
-    is not one of the release's are skipped and reported.
+    ``FileNameCollectorPlugin.named_regexp``, else Canvas's naming. A resubmission's counter
+    (``problem1-1.ipynb``) is read past (graders.lms_names). Files whose notebook name is not
+    one of the release's are skipped and reported.
     """
     from nbgrader.apps import ZipCollectApp
 
@@ -153,10 +154,17 @@ def collect_zip(root: Path, db_url: str, assignment: str, archives: list[Path],
         config, "FileNameCollectorPlugin.named_regexp", default="") or CANVAS_FILE_NAMES
     config.ZipCollectApp.strict = True
     config.ZipCollectApp.force = force
-    if not (root / "release" / assignment).is_dir():
+    release = root / "release" / assignment
+    if not release.is_dir():
         from .release import generate_release
 
         generate_release(root, root / "release", [assignment], db_url=db_url)
+    if configured(config, "ZipCollectApp.collector_plugin") is None:
+        from .lms_names import LmsFileNames
+
+        config.ZipCollectApp.collector_plugin = LmsFileNames
+        config.LmsFileNames.release_files = sorted(
+            str(path.relative_to(release)) for path in release.rglob("*") if path.is_file())
     inbox = root / "downloaded" / assignment / "archive"
     inbox.mkdir(parents=True, exist_ok=True)
     for archive in archives:

@@ -122,9 +122,9 @@ def test_an_lms_zip_is_collected_and_graded(course, tmp_path, no_leftovers):
     made = shutil.move(root / "submitted", tmp_path / "made")
     download = tmp_path / "submissions.zip"
     with zipfile.ZipFile(download, "w") as archive:  # Canvas's names: name_[LATE_]id_id_file
-        for student, notebook, name in (
+        for student, notebook, name in (  # alice handed problem2 in again: Canvas numbers it
                 ("alice", "problem1", "alice_1001_5001_problem1.ipynb"),
-                ("alice", "problem2", "alice_1001_5002_problem2.ipynb"),
+                ("alice", "problem2", "alice_1001_5002_problem2-1.ipynb"),
                 ("bob", "problem2", "bob_LATE_1002_5003_problem2.ipynb"),
                 ("bob", "problem1", "bob_1002_5004_scratch.ipynb")):
             archive.write(made / student / ASSIGNMENT / f"{notebook}.ipynb", name)
