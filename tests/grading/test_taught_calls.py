@@ -23,7 +23,8 @@ from graders.pool import LocalPool, default_workers
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-#: assignment: (solution cell, the grade cell it answers, a solution that avoids the lesson).
+#: case (the assignment, or assignment/exercise for a second case in one notebook): (solution
+#: cell, the grade cell it answers, a solution that avoids the lesson).
 DETOURS = {
     "03-start-stop": ("attach-solution", "attach-tests", '''
 def read_next_lines(client, name, count, timeout):
@@ -81,35 +82,52 @@ def linked_address(client, name, alias, port):
             return found.attrs["NetworkSettings"]["IPAddress"], port
     raise KeyError(alias)
 '''),
+    "12-registries/pull": ("pull-solution", "pull-tests", '''
+def pull_image(client, repository, tag, username, password):
+    """Log in, then pull: the right image, and a client that keeps the password."""
+    client.login(username=username, password=password, registry=repository.split("/")[0])
+    return client.images.pull(repository, tag=tag)
+'''),
 }
+
+
+def _assignment(case: str) -> str:
+    return case.split("/")[0]
+
+
+def _student(case: str) -> str:
+    return "detour-" + case.replace("/", "-")
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     course = tmp_path_factory.mktemp("detours")
-    for assignment, (solution_id, _tests_id, detour) in DETOURS.items():
-        shutil.copytree(ROOT / "source" / assignment, course / "source" / assignment)
+    for case, (solution_id, _tests_id, detour) in DETOURS.items():
+        assignment = _assignment(case)
         source = course / "source" / assignment / f"{assignment}.ipynb"
-        notebook = b.exercises_only(nbformat.read(str(source), 4))
-        b.write(notebook, source)
+        if not source.exists():
+            shutil.copytree(ROOT / "source" / assignment, course / "source" / assignment)
+            b.write(b.exercises_only(nbformat.read(str(source), 4)), source)
+        notebook = nbformat.read(str(source), 4)
         [cell] = [c for c in notebook.cells if c.get("id") == solution_id]
         cell.source = detour.strip() + "\n"
-        target = course / "submitted" / "detour" / assignment / f"{assignment}.ipynb"
+        target = course / "submitted" / _student(case) / assignment / f"{assignment}.ipynb"
         target.parent.mkdir(parents=True)
         target.write_text(json.dumps(notebook))
     pool = LocalPool(default_workers())
     try:
-        batches = grade_assignments(course, list(DETOURS), GradingOptions(feedback=False),
-                                    pool=pool)
+        batches = grade_assignments(course, sorted({_assignment(case) for case in DETOURS}),
+                                    GradingOptions(feedback=False), pool=pool)
     finally:
         pool.close()
-    return {batch.assignment: batch.results[0] for batch in batches}
+    return {(batch.assignment, result.student): result
+            for batch in batches for result in batch.results}
 
 
-@pytest.mark.parametrize("assignment", sorted(DETOURS))
-def test_a_detour_loses_only_its_exercise(graded, assignment):
-    outcome = graded[assignment]
-    tests_id = DETOURS[assignment][1]
+@pytest.mark.parametrize("case", sorted(DETOURS))
+def test_a_detour_loses_only_its_exercise(graded, case):
+    outcome = graded[(_assignment(case), _student(case))]
+    tests_id = DETOURS[case][1]
     assert outcome.status.value == "graded", outcome.detail
     detoured = outcome.verdicts[tests_id]
     assert detoured["score"] == 0, f"{tests_id} accepted a solution that avoids the lesson's call"
