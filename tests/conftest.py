@@ -1,9 +1,10 @@
 """Shared fixtures: a Docker client, and a guard that no test leaves Docker objects behind.
 
-The session runs the short tests first, then the long gradings, then the checks of the gradings
-beside the main daemon (tests/test_other_engine.py), which start in the background as soon as
-the tests are collected: the short tests, and the long ones that wait on kernels, time limits
-and restarts, leave cores idle, which the side gradings fill instead of being waited for.
+The session runs the short tests first, then the long tests that mostly wait (on kernels, time
+limits, restarts), then the long gradings that keep both cores busy, and last the checks of the
+gradings beside the main daemon (tests/test_other_engine.py), which start in the background as
+soon as the tests are collected: the tests that wait leave cores idle, which the side gradings
+fill instead of competing with the busy ones or being waited for.
 """
 
 from __future__ import annotations
@@ -53,16 +54,28 @@ def no_leftovers(client):
 
 
 SIDE_GRADINGS = "test_other_engine"
+#: Long tests that keep the CPU 20-60% busy (sampled in a CI run): grading with one worker,
+#: interrupted or restarted runs, neighbours that sleep.
+MOSTLY_WAITING = {"test_concurrent", "test_daemon_restart", "test_dask_two_daemons",
+                  "test_grade_statuses", "test_parallel", "test_shared_daemon"}
 
 
 def _module(item) -> str:
     return getattr(getattr(item, "module", None), "__name__", "")
 
 
+def _rank(item, slow: set[str]) -> int:
+    module = _module(item)
+    if module == SIDE_GRADINGS:
+        return 3
+    if module in slow:
+        return 1 if module in MOSTLY_WAITING else 2
+    return 0
+
+
 def pytest_collection_modifyitems(items):
     slow = {_module(item) for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: 2 if _module(item) == SIDE_GRADINGS
-               else 1 if _module(item) in slow else 0)
+    items.sort(key=lambda item: _rank(item, slow))
 
 
 def pytest_collection_finish(session):
