@@ -258,6 +258,9 @@ def grade_assignments(
         before = Snapshot.take(client) if client is not None else None
         try:
             _run(pool, bundles, jobs, batches, on_result, client=client)
+            if own_pool:  # every task is done: workers leave by themselves, with their folders
+                pool.close()
+                own_pool = False
         finally:
             if own_pool:
                 pool.close(cancel=True)

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -179,3 +180,17 @@ def test_a_postgresql_gradebook_works(tmp_path, no_leftovers):
         admin.dispose()
         with sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT").connect() as c:
             c.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+
+
+def _worker_folders() -> set[Path]:
+    """Grading workers' private folders that hold a mini assignment (the side gradings, which
+    may run meanwhile, grade the course's notebooks)."""
+    return {folder for folder in Path(tempfile.gettempdir()).glob("docker-course-worker-*")
+            if any(folder.glob(f"{b.MINI}-*"))}
+
+
+def test_a_finished_run_leaves_no_worker_folder_behind(tmp_path, no_leftovers):
+    before = _worker_folders()
+    grade_assignment(_class(tmp_path / "course", 2), b.MINI,
+                     GradingOptions(workers=2, feedback=False))
+    assert not _worker_folders() - before
