@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Awaitable, Callable
 from contextlib import nullcontext
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -58,6 +59,8 @@ JOURNAL_PATH = "/_course/journal"
 #: How many of the submission's latest requests the journal keeps: a judge asks about the
 #: calls made while it waits, and a submission looping on requests must not fill the memory.
 JOURNAL_ENTRIES = 50_000
+#: Ends a forwarded call's own work (hold, then ``after``), given the daemon's status.
+Finish = Callable[[int | None], Awaitable[None]]
 
 
 def _note_call(entry: dict, call: Call) -> None:
@@ -361,21 +364,31 @@ class Gatekeeper:
         return call, handler, names
 
     async def _forward(self, client: Client, decision: Forward, entry: dict) -> bool:
+        """Pass the call on. The hold is let go and the work after it done before the client
+        reads the end of the answer: what it asks next finds the operation over (a load's
+        course image names put back, a reserved place given back)."""
         hold = decision.hold() if decision.hold is not None else nullcontext()
         await asyncio.to_thread(hold.__enter__)
+        finished = False
+
+        async def finish(status: int | None) -> None:
+            nonlocal finished
+            if not finished:
+                finished = True
+                hold.__exit__(None, None, None)
+                if decision.after is not None:
+                    await asyncio.to_thread(decision.after, status)
         status: int | None = None
         try:
-            status, keep = await self._exchange_upstream(client, decision, entry)
+            status, keep = await self._exchange_upstream(client, decision, entry, finish)
             return keep
         finally:
             if status is not None or "status" not in entry:  # keep the daemon's answer
                 entry["status"] = status
-            hold.__exit__(None, None, None)
-            if decision.after is not None:
-                await asyncio.to_thread(decision.after, status)
+            await finish(status)
 
-    async def _exchange_upstream(self, client: Client, decision: Forward,
-                                 entry: dict) -> tuple[int, bool]:
+    async def _exchange_upstream(self, client: Client, decision: Forward, entry: dict,
+                                 finish: Finish) -> tuple[int, bool]:
         """Pass the call on; its status goes into the journal ``entry`` as soon as the daemon
         answers, so a judge sees a stream (attach, logs) while it still runs."""
         call = decision.call
@@ -409,12 +422,14 @@ class Gatekeeper:
                     response = decision.transform(response)
                 except Refused as refusal:  # a check made on the daemon's answer
                     self._keep(upstream)
+                    await finish(answer.status_code)
                     await self._refuse(client, refusal)
                     return answer.status_code, not client.body_unread
                 self._keep(upstream)
+                await finish(answer.status_code)
                 await client.answer(response)
             else:
-                await self._relay(client, upstream, answer, decision.observe)
+                await self._relay(client, upstream, answer, decision.observe, finish)
                 self._keep(upstream)
             return answer.status_code, client.h11.our_state is h11.DONE
         except UpstreamClosed as error:
@@ -462,7 +477,8 @@ class Gatekeeper:
                 raise BadRequest(f"request body larger than {MAX_STREAM >> 20} MiB")
             await upstream.send(h11.Data(data=chunk))
 
-    async def _relay(self, client: Client, upstream: Upstream, answer, observe) -> None:
+    async def _relay(self, client: Client, upstream: Upstream, answer, observe,
+                     finish: Finish) -> None:
         headers = passed_headers(answer)
         length = content_length(answer)
         if length is not None:
@@ -477,6 +493,7 @@ class Gatekeeper:
                 if work is not None:
                     await asyncio.to_thread(work)
             await client.send(h11.Data(data=chunk))
+        await finish(answer.status_code)
         await client.send(h11.EndOfMessage())
 
     async def _hijack(self, client: Client, upstream: Upstream, answer) -> None:
