@@ -1,10 +1,9 @@
 # The two commands of the README: `make demo` (the main job) and `make test`. Both set up
 # everything on a fresh machine: a virtual environment, a Docker daemon, the course images.
 # COURSE_ENGINE (20.10, 26.1, system or auto) chooses the Docker Engine `course setup` provides;
-# auto keeps the one there, or installs 26.1. `make test` runs the suite on Engine 26.1 (on
-# Debian 12 from Debian 13's packages): its dockerd costs a third of 20.10's CPU on builds;
-# tests/test_other_engine.py grades every notebook again on 20.10, and those about images on
-# 26.1's containerd image store, in side daemons. COURSE_ENGINE=20.10 make test swaps the two.
+# auto keeps the one there, or installs 26.1. `make test` runs the suite on the Debian release's
+# own engine (20.10 on Debian 12, 26.1 on 13); tests/test_other_engine.py grades every notebook
+# again on the other engine, and those about images on 26.1's containerd image store, in side daemons.
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
@@ -14,7 +13,7 @@ STAMP := $(VENV)/.installed
 demo: setup
 	$(VENV)/bin/course demo
 
-test: export COURSE_ENGINE ?= 26.1
+test: export COURSE_ENGINE ?= system
 test: setup
 	./scripts/install-test-tools
 	COURSE_TEST_POSTGRES_URL="$$(./scripts/start-postgres)" $(VENV)/bin/pytest
