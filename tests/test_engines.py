@@ -586,8 +586,7 @@ def test_a_dockerd_course_starts_is_marked_and_can_be_stopped(monkeypatch, tmp_p
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     script = bin_dir / "dockerd"
-    ready = tmp_path / "ready"
-    script.write_text(f"#!/bin/sh\ntrap 'exit 0' TERM\ntouch {ready}\n"
+    script.write_text(f"#!/bin/sh\ntrap 'exit 0' TERM\ntouch {tmp_path}/ready.$$\n"
                       "while :; do sleep 0.1; done\n")
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
@@ -595,9 +594,12 @@ def test_a_dockerd_course_starts_is_marked_and_can_be_stopped(monkeypatch, tmp_p
     ours = daemon._start_dockerd(tmp_path / "dockerd.log")
     theirs = subprocess.Popen(["dockerd"], start_new_session=True)
     try:
+        # Each has run its script: its environment is in place (a process in the middle of
+        # its exec shows none), and a TERM before the trap is set would end it with -15, not 0.
+        for process in (ours, theirs):
+            _wait_for(tmp_path / f"ready.{process.pid}")
         assert daemon.started_by_course(ours.pid)
         assert not daemon.started_by_course(theirs.pid)
-        _wait_for(ready)  # a TERM before the trap is set would end it with -15, not 0
         began = time.monotonic()
         daemon.stop_dockerd(ours.pid, timeout=10)
         assert ours.wait(timeout=5) == 0 and time.monotonic() - began < 5
