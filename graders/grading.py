@@ -256,14 +256,13 @@ def grade_assignments(
             on_start(len(jobs), pool.workers)
         client = None if options.scheduler else docker.from_env()
         before = Snapshot.take(client) if client is not None else None
+        interrupted = True
         try:
             _run(pool, bundles, jobs, batches, on_result, client=client)
-            if own_pool:  # every task is done: workers leave by themselves, with their folders
-                pool.close()
-                own_pool = False
+            interrupted = False  # every task is done: workers leave by themselves, folders too
         finally:
             if own_pool:
-                pool.close(cancel=True)
+                pool.close(cancel=interrupted)
                 own_pool = False
             if client is not None:
                 left = strays(client, before)
