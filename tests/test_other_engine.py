@@ -45,6 +45,11 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ASSIGNMENTS = source_assignments(ROOT)
 #: The nice value of the side gradings (see _run_in_background).
 LOWEST_PRIORITY = 19
+#: Nice values count only within a session (the kernel's autogroups), and the side daemons,
+#: the gradings and their kernels each start sessions of their own: a cgroup (v1's cpu
+#: controller, where one thread can be moved) with the least weight holds them all instead.
+LOW_PRIORITY_GROUP = Path("/sys/fs/cgroup/cpu/course-side-gradings")
+LEAST_SHARES = 2
 #: Whole grading run on the side daemon: the solutions of 19 notebooks take about 4 min on an
 #: idle machine, and far longer while the session's own tests keep both cores busy, since the
 #: side gradings run at the lowest priority. The limits only catch a hang.
@@ -262,12 +267,12 @@ def start_in_background() -> None:
 
 
 def _run_in_background() -> None:
-    """At the lowest CPU priority, inherited by every process started from here (the side
-    daemons, their containerd and containers, the gradings and their kernels): the side
-    gradings take only what the session's own tests leave idle, never slowing them. The
-    set-ups start one after the other (they may unpack the same engine), then grade side by
-    side, so that both can fill idle cores."""
-    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOWEST_PRIORITY)
+    """At the lowest CPU priority (_lower_this_threads_priority), inherited by every process
+    started from here (the side daemons, their containerd, the gradings and their kernels):
+    the side gradings take what the session's own tests leave idle. The set-ups start one
+    after the other (they may unpack the same engine), then grade side by side, so that both
+    can fill idle cores."""
+    _lower_this_threads_priority()
     started = [run for run in _RUNS.values() if run.start()]
     gradings = [threading.Thread(target=run.grade, name=f"side-grading-{run.which}",
                                  daemon=True) for run in started]
@@ -275,10 +280,23 @@ def _run_in_background() -> None:
         grading.start()
 
 
+def _lower_this_threads_priority() -> None:
+    """This thread, and every process it starts, at the lowest CPU priority: the nice value
+    always, the cgroup where cgroup v1's cpu controller is there to hold it."""
+    thread = threading.get_native_id()
+    os.setpriority(os.PRIO_PROCESS, thread, LOWEST_PRIORITY)
+    with contextlib.suppress(OSError):
+        LOW_PRIORITY_GROUP.mkdir(exist_ok=True)
+        (LOW_PRIORITY_GROUP / "cpu.shares").write_text(str(LEAST_SHARES))
+        (LOW_PRIORITY_GROUP / "tasks").write_text(str(thread))
+
+
 def stop_background() -> None:
     """At the end of the session, whatever still runs (an interrupted session) is stopped."""
     for run in _RUNS.values():
         run.close()
+    with contextlib.suppress(OSError):
+        LOW_PRIORITY_GROUP.rmdir()
 
 
 def _say_new_lines(request, run: SideRun) -> None:
