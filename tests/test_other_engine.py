@@ -15,9 +15,8 @@ tells the two editions apart. With the main suite on one engine, the two set-ups
 the terminal, so a CI log shows them.
 
 Both set-ups start, and grade, in the background from the moment the session has collected
-these tests, which run last (tests/conftest.py), and at the lowest CPU priority: the short
-tests, and the long ones that wait on kernels and time limits, leave cores idle, which the
-gradings use without slowing any test of the session.
+these tests, which run last (tests/conftest.py): the short tests, and the long ones that wait on
+kernels and time limits, leave cores idle, which the gradings use.
 """
 
 from __future__ import annotations
@@ -43,18 +42,8 @@ from graders.release import source_assignments
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ASSIGNMENTS = source_assignments(ROOT)
-#: The nice value of the side gradings (see _run_in_background).
-LOWEST_PRIORITY = 19
-#: Nice values count only within a session (the kernel's autogroups), and the side daemons,
-#: the gradings and their kernels each start sessions of their own: a cgroup (v1's cpu
-#: controller, where one thread can be moved) with the least weight holds them all instead.
-LOW_PRIORITY_GROUP = Path("/sys/fs/cgroup/cpu/course-side-gradings")
-LEAST_SHARES = 2
-#: Whole grading run on the side daemon: the solutions of 19 notebooks take about 4 min on an
-#: idle machine, and far longer while the session's own tests keep both cores busy, since the
-#: side gradings run at the lowest priority. The limits only catch a hang.
-GRADING_TIMEOUT = 3000
-SIDE_OPTIONS = {"cell_timeout": 900, "submission_timeout": 2400}
+#: Whole grading run on the side daemon; the solutions of 19 notebooks take about 3 min here.
+GRADING_TIMEOUT = 1200
 
 
 def _why_not() -> str | None:
@@ -117,7 +106,7 @@ def _grade_here(docker_host: str, out: str, assignments: list[str]) -> None:
     pool = LocalPool(default_workers())
     try:
         editions = grade_all_editions(ROOT, assignments, Path(out).parent,
-                                      GradingOptions(feedback=False, **SIDE_OPTIONS), pool,
+                                      GradingOptions(feedback=False, cell_timeout=90), pool,
                                       editions=("solution",))
     finally:
         pool.close()
@@ -158,25 +147,17 @@ class SideRun:
             threading.Event()
         self._grading: subprocess.Popen | None = None
 
-    def start(self) -> bool:
-        """Start and provision the side daemon; True when its grading can begin."""
+    def go(self) -> None:
         try:
             if not self.stopping.is_set():
                 self._start()
+            if self.client is not None and not self.stopping.is_set():
+                self.ready.set()
+                self._grade()
         except Exception as error:  # handed to the fixtures, which fail the tests with it
             self.error = f"{type(error).__name__}: {error}"
-        self.ready.set()
-        if self.client is None or self.stopping.is_set() or self.error:
-            self.done.set()
-            return False
-        return True
-
-    def grade(self) -> None:
-        try:
-            self._grade()
-        except Exception as error:
-            self.error = f"{type(error).__name__}: {error}"
         finally:
+            self.ready.set()
             self.done.set()
 
     def _start(self) -> None:
@@ -263,40 +244,14 @@ def start_in_background() -> None:
     mostly wait on the main daemon, leaving much of two cores idle; the gradings fill it."""
     if not _RUNS:
         _RUNS.update({which: SideRun(which) for which in SET_UPS})
-        threading.Thread(target=_run_in_background, name="side-gradings", daemon=True).start()
-
-
-def _run_in_background() -> None:
-    """At the lowest CPU priority (_lower_this_threads_priority), inherited by every process
-    started from here (the side daemons, their containerd, the gradings and their kernels):
-    the side gradings take what the session's own tests leave idle. The set-ups start one
-    after the other (they may unpack the same engine), then grade side by side, so that both
-    can fill idle cores."""
-    _lower_this_threads_priority()
-    started = [run for run in _RUNS.values() if run.start()]
-    gradings = [threading.Thread(target=run.grade, name=f"side-grading-{run.which}",
-                                 daemon=True) for run in started]
-    for grading in gradings:
-        grading.start()
-
-
-def _lower_this_threads_priority() -> None:
-    """This thread, and every process it starts, at the lowest CPU priority: the nice value
-    always, the cgroup where cgroup v1's cpu controller is there to hold it."""
-    thread = threading.get_native_id()
-    os.setpriority(os.PRIO_PROCESS, thread, LOWEST_PRIORITY)
-    with contextlib.suppress(OSError):
-        LOW_PRIORITY_GROUP.mkdir(exist_ok=True)
-        (LOW_PRIORITY_GROUP / "cpu.shares").write_text(str(LEAST_SHARES))
-        (LOW_PRIORITY_GROUP / "tasks").write_text(str(thread))
+        threading.Thread(target=lambda: [run.go() for run in _RUNS.values()],
+                         name="side-gradings", daemon=True).start()
 
 
 def stop_background() -> None:
     """At the end of the session, whatever still runs (an interrupted session) is stopped."""
     for run in _RUNS.values():
         run.close()
-    with contextlib.suppress(OSError):
-        LOW_PRIORITY_GROUP.rmdir()
 
 
 def _say_new_lines(request, run: SideRun) -> None:
