@@ -2,9 +2,9 @@
 
 The session runs the short tests first, then the long tests that mostly wait (on kernels, time
 limits, restarts), then the long gradings that keep both cores busy, and last the checks of the
-gradings beside the main daemon (tests/test_other_engine.py), which start in the background as
-soon as the tests are collected: the tests that wait leave cores idle, which the side gradings
-fill instead of competing with the busy ones or being waited for.
+course notebooks' gradings on side daemons (tests/test_course_notebooks.py,
+tests/test_other_engine.py), which start in the background as soon as the tests are collected
+(tests/side_gradings.py): the tests that wait leave cores idle, which the gradings fill.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 ROOT = Path(__file__).resolve().parent.parent
+
+import side_gradings  # noqa: E402  (found on the path just set)
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +55,6 @@ def no_leftovers(client):
     assert not leaked, f"left on the daemon: {leaked}"
 
 
-SIDE_GRADINGS = "test_other_engine"
 #: Long tests that keep the CPU 20-60% busy (sampled in a CI run): grading with one worker,
 #: interrupted or restarted runs, neighbours that sleep.
 MOSTLY_WAITING = {"test_concurrent", "test_daemon_restart", "test_dask_two_daemons",
@@ -66,7 +67,7 @@ def _module(item) -> str:
 
 def _rank(item, slow: set[str]) -> int:
     module = _module(item)
-    if module == SIDE_GRADINGS:
+    if module in side_gradings.READ_BY:
         return 3
     if module in slow:
         return 1 if module in MOSTLY_WAITING else 2
@@ -79,15 +80,11 @@ def pytest_collection_modifyitems(items):
 
 
 def pytest_collection_finish(session):
-    if session.config.option.collectonly:
-        return
-    for item in session.items:
-        if _module(item) == SIDE_GRADINGS:
-            item.module.start_in_background()
-            return
+    if not session.config.option.collectonly:
+        wanted = side_gradings.wanted(session.items)
+        if wanted:
+            side_gradings.start_in_background(wanted)
 
 
 def pytest_sessionfinish(session):
-    side = sys.modules.get(SIDE_GRADINGS)
-    if side is not None:
-        side.stop_background()
+    side_gradings.stop_background()
