@@ -2,8 +2,8 @@
 # everything on a fresh machine: a virtual environment, a Docker daemon, the course images.
 # COURSE_ENGINE (20.10, 26.1, system or auto) chooses the Docker Engine `course setup` provides;
 # auto keeps the one there, or installs 26.1. `make test` runs the suite on the Debian release's
-# own engine (20.10 on Debian 12, 26.1 on 13); tests/test_other_engine.py grades every notebook
-# again on the other engine, and those about images on 26.1's containerd image store, in side daemons.
+# own engine (20.10 on Debian 12, 26.1 on 13); tests/side_gradings.py grades the notebooks in side
+# daemons: on that engine, on the other one, and those about images on 26.1's containerd store.
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
