@@ -140,6 +140,13 @@ def grade_here(docker_host: str, out: str, which: str, assignments: list[str]) -
         pool.close()
     after = daemon_objects(client)
     client.close()
+    Path(out).write_text(json.dumps(summary(editions, before, after)))
+
+
+def summary(editions: dict, before: dict, after: dict) -> dict:
+    """What the tests read of a grading run (validate.grade_all_editions gives ``editions``),
+    as plain data: per assignment the grades, statuses, what the graded notebook wrote and
+    whether it holds a first pass; and the objects on the daemon ``after`` and not ``before``."""
     found = {assignment: {
         "solution": graded.solution, "release": graded.release, "statuses": graded.statuses,
         "written": written(graded.solved_notebook),
@@ -147,7 +154,7 @@ def grade_here(docker_host: str, out: str, which: str, assignments: list[str]) -
     } for assignment, graded in editions.items()}
     leaked = {kind: sorted(after[kind] - before[kind]) for kind in after
               if after[kind] - before[kind]}
-    Path(out).write_text(json.dumps({"assignments": found, "leaked": leaked}))
+    return {"assignments": found, "leaked": leaked}
 
 
 class SideRun:

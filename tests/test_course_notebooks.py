@@ -29,23 +29,14 @@ OPTIONS = GradingOptions(feedback=False, cell_timeout=90, submission_timeout=900
 
 
 def _on_the_main_daemon(client, assignments: list[str], workdir) -> dict:
-    """The gradings, done here on the main daemon: the grades, what each graded notebook
-    wrote, and what grading left on the daemon, as side_gradings.grade_here gives them."""
+    """The gradings, done here on the main daemon, as side_gradings.summary gives them."""
     before = daemon_objects(client)
     pool = LocalPool(default_workers())
     try:
         editions = grade_all_editions(ROOT, assignments, workdir, OPTIONS, pool, rerun=True)
     finally:
         pool.close()
-    after = daemon_objects(client)
-    found = {assignment: {
-        "solution": graded.solution, "release": graded.release, "statuses": graded.statuses,
-        "written": side_gradings.written(graded.solved_notebook),
-        "first_pass": side_gradings.has_first_pass(graded.solved_notebook),
-    } for assignment, graded in editions.items()}
-    return {"assignments": found,
-            "leaked": {kind: sorted(after[kind] - before[kind]) for kind in after
-                       if after[kind] - before[kind]}}
+    return side_gradings.summary(editions, before, daemon_objects(client))
 
 
 @pytest.fixture(scope="module")
