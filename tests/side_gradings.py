@@ -121,6 +121,17 @@ def grade_here(docker_host: str, out: str, which: str, assignments: list[str]) -
     ``which`` asks on the daemon at ``docker_host``, writing grades, what the graded notebooks
     wrote, and what grading left on the daemon to ``out`` as JSON."""
     os.environ["DOCKER_HOST"] = docker_host
+    client = docker.DockerClient(base_url=docker_host, version="auto")
+    try:
+        found = grade(client, which, assignments, Path(out).parent)
+    finally:
+        client.close()
+    Path(out).write_text(json.dumps(found))
+
+
+def grade(client: docker.DockerClient, which: str, assignments: list[str], workdir: Path) -> dict:
+    """Grade ``assignments`` as the set-up ``which`` asks, on the daemon ``client`` talks to
+    (the grading workers reach it through DOCKER_HOST): the summary of the run."""
     from conftest import daemon_objects
 
     from graders.grading import GradingOptions
@@ -128,19 +139,17 @@ def grade_here(docker_host: str, out: str, which: str, assignments: list[str]) -
     from graders.validate import grade_all_editions
 
     grading = GRADINGS[which]
-    client = docker.DockerClient(base_url=docker_host, version="auto")
+    # Generous limits: the machine is shared with the session's other tests.
     before = daemon_objects(client)
     pool = LocalPool(default_workers())
     try:
         editions = grade_all_editions(
-            ROOT, assignments, Path(out).parent,
+            ROOT, assignments, workdir,
             GradingOptions(feedback=False, cell_timeout=90, submission_timeout=900), pool,
             editions=grading.editions, rerun=grading.rerun)
     finally:
         pool.close()
-    after = daemon_objects(client)
-    client.close()
-    Path(out).write_text(json.dumps(summary(editions, before, after)))
+    return summary(editions, before, daemon_objects(client))
 
 
 def summary(editions: dict, before: dict, after: dict) -> dict:

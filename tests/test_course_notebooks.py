@@ -14,29 +14,12 @@ from __future__ import annotations
 
 import pytest
 import side_gradings
-from conftest import ROOT, daemon_objects
+from conftest import ROOT
 
-from graders.grading import GradingOptions
-from graders.pool import LocalPool, default_workers
 from graders.release import source_assignments
-from graders.validate import grade_all_editions
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ASSIGNMENTS = source_assignments(ROOT)
-#: Generous limits: several notebooks share a machine that others may be loading too, and the
-#: solution runs twice.
-OPTIONS = GradingOptions(feedback=False, cell_timeout=90, submission_timeout=900)
-
-
-def _on_the_main_daemon(client, assignments: list[str], workdir) -> dict:
-    """The gradings, done here on the main daemon, as side_gradings.summary gives them."""
-    before = daemon_objects(client)
-    pool = LocalPool(default_workers())
-    try:
-        editions = grade_all_editions(ROOT, assignments, workdir, OPTIONS, pool, rerun=True)
-    finally:
-        pool.close()
-    return side_gradings.summary(editions, before, daemon_objects(client))
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +32,8 @@ def graded(client, request, tmp_path_factory):
     try:
         if run.skip_reason:
             side_gradings.say(request, f"engines: grading on the main daemon: {run.skip_reason}")
-            selected = [a for a in ASSIGNMENTS if a in run.assignments]
-            return _on_the_main_daemon(client, selected, tmp_path_factory.mktemp("editions"))
+            return side_gradings.grade(client, "main-engine", run.assignments,
+                                       tmp_path_factory.mktemp("editions"))
         run.done.wait()
         side_gradings.say_new_lines(request, run)
         assert run.found is not None, run.error
